@@ -1,0 +1,41 @@
+# Albedo: the two commands a newcomer needs are `make run` and `make test`.
+PYTHON ?= $(shell command -v python3.12 || command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+export FLASK_APP := wsgi
+
+.PHONY: run test lint stop worker migrate bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+## run: install, migrate, seed the demo, start a worker and serve http://localhost:5000
+run: $(STAMP)
+	$(BIN)/flask albedo dev --port $${PORT:-5000}
+
+## test: install dev dependencies and run the whole suite
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+migrate: $(STAMP)
+	$(BIN)/flask db upgrade
+
+worker: $(STAMP)
+	$(BIN)/python -m jobs.worker
+
+## stop: stop the embedded Redis the quick start left running
+stop:
+	-@test -x $(BIN)/flask && $(BIN)/flask albedo embedded-redis stop
+
+bench: $(STAMP)
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b; done
+
+clean: stop
+	rm -rf $(VENV) instance .pytest_cache

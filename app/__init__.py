@@ -1,0 +1,119 @@
+"""The Flask application factory. Importing this package does nothing; create_app() builds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask, request
+from sqlalchemy import event
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _engine_options(settings: Settings) -> dict:
+    if settings.is_sqlite:
+        # The web process and the worker share the file: wait on locks instead of failing.
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the app from ``settings`` (default: read from the environment and validated)."""
+    settings = settings or Settings.from_env()
+    app = Flask(__name__, instance_path=settings.instance_path,
+                template_folder=str(ROOT / "templates"), static_folder=None)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        TESTING=settings.env == "testing",
+        SQLALCHEMY_DATABASE_URI=settings.database_url,
+        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(settings),
+        MAX_CONTENT_LENGTH=settings.max_content_length,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.url_scheme == "https",
+        REMEMBER_COOKIE_SECURE=settings.url_scheme == "https",
+        REMEMBER_COOKIE_HTTPONLY=True,
+        # CSRF is enforced for pages below; the API authenticates with tokens instead.
+        WTF_CSRF_CHECK_DEFAULT=False,
+        API_TITLE="Albedo API",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.1.0",
+        OPENAPI_URL_PREFIX="/api",
+        OPENAPI_JSON_PATH="v1/openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+    )
+    app.extensions["albedo.settings"] = settings
+    if settings.proxy_count:
+        n = settings.proxy_count
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)
+
+    from app import logs
+
+    logs.configure(settings)
+    logs.init_request_ids(app)
+    _init_extensions(app, settings)
+
+    import tenants.web
+
+    tenants.web.init_app(app)
+    _register_features(app)
+
+    from app import errors
+
+    errors.init_app(app)
+    from app.cli import albedo_cli
+
+    app.cli.add_command(albedo_cli)
+    return app
+
+
+def _init_extensions(app: Flask, settings: Settings) -> None:
+    from app import model_registry  # noqa: F401  (every model, for metadata and migrations)
+    from app.extensions import api, csrf, db, login_manager, migrate
+    from tenants.isolation import install_isolation
+
+    install_isolation()
+    db.init_app(app)
+    if settings.is_sqlite:
+        with app.app_context():
+            event.listen(db.engine, "connect", _sqlite_pragmas)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    api.init_app(app)
+
+
+def _register_features(app: Flask) -> None:
+    from app.extensions import csrf
+
+    @app.before_request
+    def _csrf_for_pages() -> None:
+        # After tenant resolution: an unknown host is a 404 before it is a CSRF failure.
+        if request.method not in ("GET", "HEAD", "OPTIONS") and not request.path.startswith(
+                "/api/"):
+            csrf.protect()
+
+    from app.auth import views as auth_views
+    from app.email import views as email_views
+    from app.extensions import api
+    from app.health import bp as health_bp
+    from app.web import views as web_views
+    from tenants import api as tenants_api
+
+    app.register_blueprint(health_bp)
+    app.register_blueprint(web_views.bp)
+    app.register_blueprint(auth_views.bp)
+    app.register_blueprint(email_views.bp)
+    api.register_blueprint(tenants_api.blp, url_prefix="/api/v1/tenant")

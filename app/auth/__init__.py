@@ -1,0 +1,1 @@
+"""Identity: users, passwords, sessions (and, with the identity issue, tokens and keys)."""

@@ -1,0 +1,104 @@
+"""Where emails go: the database outbox (development), SMTP, or SendGrid's official client."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.utils import formataddr, make_msgid
+
+from app.email.models import OutboundEmail
+from app.settings import Settings
+from jobs.registry import PermanentError, TransientError
+
+
+class OutboxBackend:
+    """Keeps the email in the database only; platform admins read it at /admin/outbox."""
+
+    name = "outbox"
+
+    def send(self, email: OutboundEmail) -> str | None:
+        return None
+
+
+class SmtpBackend:
+    name = "smtp"
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    def send(self, email: OutboundEmail) -> str | None:
+        message = EmailMessage()
+        message["From"] = formataddr((email.from_name, email.from_address))
+        message["To"] = email.to_address
+        message["Subject"] = email.subject
+        if email.reply_to:
+            message["Reply-To"] = email.reply_to
+        # Stable per email, so a retried send is recognisable as the same message.
+        message["Message-ID"] = make_msgid(idstring=str(email.id))
+        message.set_content(email.text_body)
+        message.add_alternative(email.html_body, subtype="html")
+        s = self.settings
+        try:
+            with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=15) as smtp:
+                if s.smtp_starttls:
+                    smtp.starttls(context=ssl.create_default_context())
+                if s.smtp_username:
+                    smtp.login(s.smtp_username, s.smtp_password)
+                smtp.send_message(message)
+        except smtplib.SMTPResponseException as exc:
+            if 400 <= exc.smtp_code < 500:
+                raise TransientError(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}") from exc
+            raise PermanentError(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}") from exc
+        except (OSError, smtplib.SMTPException) as exc:
+            raise TransientError(f"SMTP server unreachable: {exc}") from exc
+        return message["Message-ID"]
+
+
+class SendGridBackend:
+    name = "sendgrid"
+
+    def __init__(self, settings: Settings):
+        if not settings.sendgrid_api_key:
+            raise PermanentError("SendGrid is not configured: set SENDGRID_API_KEY")
+        self.settings = settings
+
+    def send(self, email: OutboundEmail) -> str | None:
+        from python_http_client.exceptions import HTTPError
+        from sendgrid import SendGridAPIClient
+        from sendgrid.helpers.mail import From, Mail, ReplyTo
+
+        client = SendGridAPIClient(api_key=self.settings.sendgrid_api_key,
+                                   host=self.settings.sendgrid_host)
+        mail = Mail(from_email=From(email.from_address, email.from_name),
+                    to_emails=email.to_address, subject=email.subject,
+                    plain_text_content=email.text_body, html_content=email.html_body)
+        if email.reply_to:
+            mail.reply_to = ReplyTo(email.reply_to)
+        # SendGrid has no idempotency key; a custom arg lets support match retries.
+        mail.custom_arg = [_custom_arg("albedo_email_id", str(email.id))]
+        try:
+            response = client.send(mail)
+        except HTTPError as exc:
+            status = getattr(exc, "status_code", 0)
+            detail = f"SendGrid answered {status}: {getattr(exc, 'body', b'')[:300]!r}"
+            if status == 429 or status >= 500:
+                raise TransientError(detail) from exc
+            raise PermanentError(detail) from exc
+        except OSError as exc:
+            raise TransientError(f"SendGrid unreachable: {exc}") from exc
+        return response.headers.get("X-Message-Id") if response.headers else None
+
+
+def _custom_arg(key: str, value: str):
+    from sendgrid.helpers.mail import CustomArg
+
+    return CustomArg(key, value)
+
+
+def backend_for(settings: Settings):
+    if settings.email_backend == "smtp":
+        return SmtpBackend(settings)
+    if settings.email_backend == "sendgrid":
+        return SendGridBackend(settings)
+    return OutboxBackend()

@@ -1,0 +1,36 @@
+"""Probes: /healthz (the process answers) and /readyz (database and Redis reachable)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+from sqlalchemy import text
+
+from app.extensions import db
+from app.redis import get_redis
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz():
+    checks: dict[str, str] = {}
+    try:
+        db.session.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+    finally:
+        db.session.rollback()
+    try:
+        get_redis().ping()
+        checks["redis"] = "ok"
+    except Exception as exc:
+        checks["redis"] = f"unreachable: {type(exc).__name__}"
+    ready = all(v == "ok" for v in checks.values())
+    return jsonify(status="ready" if ready else "unavailable", checks=checks), (
+        200 if ready else 503)

@@ -1,0 +1,32 @@
+"""The app's Redis client: REDIS_URL, or the embedded server when none is configured."""
+
+from __future__ import annotations
+
+import redis
+from flask import Flask, current_app
+
+from app.settings import Settings
+
+
+def redis_url(settings: Settings) -> str:
+    """The URL for clients that take one (RQ, flask-limiter); starts the embedded server."""
+    if settings.redis_url:
+        return settings.redis_url
+    from app.embedded_redis import ensure_running
+
+    return f"unix://{ensure_running(settings.instance_path)}"
+
+
+def connect(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(redis_url(settings), socket_timeout=5, socket_connect_timeout=2,
+                                health_check_interval=30)
+
+
+def get_redis() -> redis.Redis:
+    """One client per app (it pools connections), created on first use."""
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    client = app.extensions.get("albedo.redis")
+    if client is None:
+        client = connect(app.extensions["albedo.settings"])
+        app.extensions["albedo.redis"] = client
+    return client

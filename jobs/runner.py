@@ -1,0 +1,88 @@
+"""What the worker actually executes for every job: restore the tenant, run the task,
+classify the failure (transient → RQ retries with backoff; anything else → failed now)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from contextlib import nullcontext
+from typing import Any
+
+import redis
+from flask import current_app
+from rq import get_current_job
+from sqlalchemy.exc import OperationalError
+
+from jobs.registry import PermanentError, TransientError, get_task
+from tenants.context import NoTenantError, activate
+
+log = logging.getLogger(__name__)
+TRANSIENT = (TransientError, OperationalError, ConnectionError, TimeoutError,
+             redis.ConnectionError, redis.TimeoutError)
+_engine_pid: int | None = None
+
+
+def _fresh_connections_after_fork() -> None:
+    """A forked work horse must not reuse the parent's database sockets."""
+    global _engine_pid
+    from app.extensions import db
+
+    if _engine_pid != os.getpid():
+        db.engine.dispose(close=False)
+        _engine_pid = os.getpid()
+
+
+def _no_retry() -> None:
+    job = get_current_job()
+    if job is not None:
+        job.retries_left = 0
+
+
+_app = None
+
+
+def _application():
+    """The app the worker pushed (jobs.worker), or one built here under a plain `rq worker`."""
+    global _app
+    try:
+        return current_app._get_current_object()
+    except RuntimeError:
+        if _app is None:
+            from app import create_app
+
+            _app = create_app()
+        return _app
+
+
+def run(task_name: str, tenant_id: str | None, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    app = _application()
+    with app.app_context():
+        _fresh_connections_after_fork()
+        from app.extensions import db
+        from tenants.service import get_tenant, info_for
+
+        try:
+            task = get_task(task_name)
+            tenant = None
+            if tenant_id:
+                row = get_tenant(uuid.UUID(tenant_id))
+                if row is None:
+                    raise PermanentError(f"tenant {tenant_id} no longer exists")
+                tenant = info_for(row)
+                db.session.rollback()
+            elif task.tenant_scoped:
+                raise NoTenantError(f"task {task_name!r} is tenant-scoped and the job has "
+                                    "no tenant; refusing to run it")
+            with activate(tenant) if tenant else nullcontext():
+                return task.func(*args, **kwargs)
+        except TRANSIENT:
+            log.warning("job %s failed transiently; RQ retries it if it has tries left",
+                        task_name, exc_info=True)
+            raise
+        except Exception:
+            log.exception("job %s failed permanently", task_name)
+            _no_retry()
+            raise
+        finally:
+            db.session.remove()

@@ -1,0 +1,4 @@
+"""Every module that registers tasks; the worker imports this once."""
+
+import app.email.tasks  # noqa: F401
+import jobs.diagnostics  # noqa: F401

@@ -221,7 +221,7 @@ def dev_command(host, port):
     upgrade()
     rows = seed_demo()
     env = dict(os.environ, ALBEDO_INSTANCE_PATH=settings.instance_path)
-    worker = subprocess.Popen([sys.executable, "-m", "jobs.worker"], env=env)  # noqa: S603
+    worker = subprocess.Popen([sys.executable, "-m", "jobs.worker"], env=env)
     click.echo(f"  worker started (pid {worker.pid}); API docs at "
                f"http://{settings.platform_domain}:{port}/api/docs")
     _print_demo(rows, f"Albedo is running at http://{settings.platform_domain}:{port} — "

@@ -71,7 +71,8 @@ def _wait_for(socket_path: str) -> str:
         if _ping(socket_path):
             return socket_path
         time.sleep(0.05)
-    raise RuntimeError(f"the embedded Redis did not start; see {Path(socket_path).parent}/redis.log")
+    log = Path(socket_path).parent / "redis.log"
+    raise RuntimeError(f"the embedded Redis did not start; see {log}")
 
 
 def stop(instance_path: str) -> bool:

@@ -91,7 +91,8 @@ class Settings:
     def validated(self) -> Settings:
         problems: list[str] = []
         if self.env not in ENVIRONMENTS:
-            problems.append(f"ALBEDO_ENV must be one of {', '.join(ENVIRONMENTS)}, got {self.env!r}")
+            problems.append(f"ALBEDO_ENV must be one of {', '.join(ENVIRONMENTS)}, "
+                            f"got {self.env!r}")
         if not self.secret_key:
             problems.append("SECRET_KEY is not set: generate one with "
                             "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`")
@@ -109,7 +110,8 @@ class Settings:
                                 "(32 url-safe base64-encoded bytes)")
         scheme = urlsplit(self.database_url).scheme
         if not (scheme.startswith("sqlite") or scheme.startswith("postgresql")):
-            problems.append(f"DATABASE_URL must be a sqlite:// or postgresql:// URL, got {scheme!r}")
+            problems.append("DATABASE_URL must be a sqlite:// or postgresql:// URL, "
+                            f"got {scheme!r}")
         if self.redis_url and urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
             problems.append("REDIS_URL must be a redis://, rediss:// or unix:// URL")
         if not self.platform_domain or "/" in self.platform_domain or ":" in self.platform_domain:

@@ -20,7 +20,7 @@ _PENDING = "albedo_jobs_after_commit"
 _NO_TENANT = object()
 
 
-def enqueue(task_name: str, *args: Any, tenant_id: uuid.UUID | None | object = _NO_TENANT,
+def enqueue(task_name: str, *args: Any, tenant_id: uuid.UUID | object | None = _NO_TENANT,
             job_id: str | None = None, delay_seconds: int | None = None,
             **kwargs: Any) -> Job:
     """Put ``task_name(*args, **kwargs)`` on its queue now, for the tenant in context.

@@ -22,8 +22,14 @@ import logging
 import uuid
 
 from sqlalchemy import ForeignKey, Uuid, event, inspect, text
-from sqlalchemy.orm import Mapped, ORMExecuteState, Session, declared_attr, mapped_column
-from sqlalchemy.orm import with_loader_criteria
+from sqlalchemy.orm import (
+    Mapped,
+    ORMExecuteState,
+    Session,
+    declared_attr,
+    mapped_column,
+    with_loader_criteria,
+)
 
 from tenants.context import NoTenantError, cross_tenant_reason, current_id
 
@@ -47,7 +53,7 @@ class TenantScoped:
     """Mixin for every model holding one tenant's data."""
 
     @declared_attr
-    def tenant_id(cls) -> Mapped[uuid.UUID]:  # noqa: N805 (SQLAlchemy passes the class)
+    def tenant_id(cls) -> Mapped[uuid.UUID]:
         return mapped_column(Uuid, ForeignKey("tenants.id", ondelete="CASCADE"),
                              nullable=False, index=True)
 

@@ -1,0 +1,1 @@
+"""Integrations: events, outbound webhooks, REST hooks, and the SSRF guard they share."""

@@ -1,0 +1,1 @@
+"""Local stand-ins for external HTTP services; the real clients talk to them over HTTP."""

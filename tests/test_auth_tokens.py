@@ -11,6 +11,10 @@ def _token(site, email, password=PASSWORD):
     return site.client.post("/api/v1/auth/token", json={"email": email, "password": password})
 
 
+def _bearer(site, email):
+    return {"Authorization": f"Bearer {_token(site, email).get_json()['access_token']}"}
+
+
 def test_token_pair_authenticates_me_on_its_own_tenant_only(app, acme, globex, make_user):
     make_user(acme, "alice@example.com", role="USER")
     make_user(globex, "alice@example.com", role="USER")  # same email, other tenant
@@ -50,7 +54,7 @@ def test_access_token_expires_after_15_minutes(app, acme, make_user):
     make_user(acme, "alice@example.com")
     start = clock.now()
     clock.set_clock(lambda: start)
-    bearer = {"Authorization": f"Bearer {_token(acme, 'alice@example.com').get_json()['access_token']}"}
+    bearer = _bearer(acme, "alice@example.com")
     assert acme.client.get("/api/v1/me", headers=bearer).status_code == 200
     clock.set_clock(lambda: start + timedelta(minutes=15, seconds=1))
     assert acme.client.get("/api/v1/me", headers=bearer).status_code == 401
@@ -68,7 +72,8 @@ def test_refresh_rotates_and_reuse_revokes_the_family(app, acme, make_user):
     reuse = acme.client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
     assert reuse.status_code == 401
     assert reuse.get_json()["error"]["code"] == "invalid_refresh_token"
-    after = acme.client.post("/api/v1/auth/refresh", json={"refresh_token": second["refresh_token"]})
+    after = acme.client.post("/api/v1/auth/refresh",
+                             json={"refresh_token": second["refresh_token"]})
     assert after.status_code == 401
 
 
@@ -99,7 +104,7 @@ def test_password_change_ends_existing_tokens(app, acme, make_user):
     from tenants import activate
 
     user_id = make_user(acme, "alice@example.com")
-    bearer = {"Authorization": f"Bearer {_token(acme, 'alice@example.com').get_json()['access_token']}"}
+    bearer = _bearer(acme, "alice@example.com")
     with app.app_context(), activate(acme.info):
         set_password(db.session.get(User, user_id), "a brand new password")
         db.session.commit()

@@ -10,6 +10,7 @@ from email import message_from_bytes, policy
 class FakeSmtp:
     def __init__(self):
         self.messages = []
+        self.envelopes: list[tuple[str, list[str]]] = []  # (MAIL FROM, [RCPT TO]) per message
         self.reject_with: int | None = None  # e.g. 451 (transient) or 550 (permanent)
         fake = self
 
@@ -46,6 +47,8 @@ class FakeSmtp:
                                 break
                             data += chunk
                         fake.messages.append(message_from_bytes(data, policy=policy.default))
+                        fake.envelopes.append((sender, recipients))
+                        recipients = []
                         self.reply("250 queued")
                     elif verb == "QUIT":
                         self.reply("221 bye")

@@ -87,7 +87,7 @@ def test_smtp_backend_sends_a_branded_multipart_message(migrated, acme):
         run_jobs(app, "emails")
         assert _email(app, acme, email_id).status == "sent"
         message = smtp.messages[0]
-        assert smtp.envelopes[0][1] == ["RCPT TO:<alice@example.com>"]
+        assert [r.lower() for r in smtp.envelopes[0][1]] == ["rcpt to:<alice@example.com>"]
         assert message["From"] == "Acme Agents <no-reply@localhost>"
         assert message["Reply-To"] == "support@acme.example"
         assert message.get_body(("plain",)).get_content().startswith("Hello Alice")

@@ -123,11 +123,13 @@ def _register_features(app: Flask) -> None:
             csrf.protect()
 
     from app.auth import api as auth_api
+    from app.auth import audit_api
     from app.auth import views as auth_views
     from app.email import views as email_views
     from app.health import bp as health_bp
     from app.web import views as web_views
     from tenants import api as tenants_api
+    from tenants import platform_api
 
     limiter.exempt(health_bp)
     app.register_blueprint(health_bp)
@@ -138,3 +140,5 @@ def _register_features(app: Flask) -> None:
     api.register_blueprint(auth_api.auth_blp, url_prefix="/api/v1/auth")
     api.register_blueprint(auth_api.keys_blp, url_prefix="/api/v1/api-keys")
     api.register_blueprint(auth_api.me_blp, url_prefix="/api/v1/me")
+    api.register_blueprint(audit_api.blp, url_prefix="/api/v1/audit-events")
+    api.register_blueprint(platform_api.blp, url_prefix="/api/v1/platform/resellers")

@@ -242,3 +242,40 @@ def test_payment_failed_email_goes_out_in_the_resellers_branding(
         assert "19.00 USD" in email.text_body
         assert "Albedo" not in email.html_body + email.text_body + email.subject
         assert failed["hosted_invoice_url"] in email.text_body
+
+
+def test_reconciliation_replays_missed_events_once_and_resyncs_subscriptions(
+        app, platform, acme, globex, sold, fake_stripe):
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from jobs.enqueue import enqueue
+    from jobs.worker import run_worker
+    from tenants.context import activate
+
+    account = sold["acme_account"]
+    # The first webhook got through; the invoice.paid one was lost.
+    delivered = fake_stripe.event("checkout.session.completed", sold["paid"]["session"],
+                                  account=account)
+    assert post_event(platform.client, delivered).get_json()["outcome"] == "processed"
+    fake_stripe.event("invoice.paid", sold["paid"]["invoice"], account=account)
+    # Globex's look-alike event on its own account must stay Globex's business (none here).
+    fake_stripe.update_subscription(sold["paid"]["subscription"]["id"], account,
+                                    status="past_due")
+
+    with app.app_context():
+        enqueue("billing.reconcile", 72, tenant_id=None)
+    run_worker(app, ["default", "emails"], burst=True, simple=True)
+    with app.app_context():
+        enqueue("billing.reconcile", 72, tenant_id=None, job_id="second-run")
+    run_worker(app, ["default", "emails"], burst=True, simple=True)
+
+    assert count(app, StripeEvent) == 2
+    assert count(app, StripeEvent, source="reconcile") == 1
+    assert count(app, Invoice) == 1
+    assert _emails(app, "billing_payment_succeeded") == 1
+    with app.app_context(), activate(acme.info):
+        assert db.session.scalars(select(Subscription.status)).one() == "past_due"
+    with app.app_context(), activate(globex.info):
+        assert db.session.scalars(select(Subscription)).all() == []
+        assert db.session.scalars(select(Invoice)).all() == []

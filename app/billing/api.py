@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import click
 from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
@@ -28,3 +31,19 @@ class StripeWebhook(MethodView):
         event = verify(request.get_data(cache=False),
                        request.headers.get("Stripe-Signature"), config)
         return {"received": True, "event_id": event["id"], "outcome": process_event(event)}
+
+
+@blp.cli.command("reconcile")
+@click.option("--enqueue", is_flag=True, help="Queue the job for a worker instead of running.")
+@click.option("--since-hours", default=72, show_default=True, type=int)
+def reconcile_command(enqueue: bool, since_hours: int) -> None:
+    """Replay missed Stripe events and re-sync subscriptions (schedule it from cron)."""
+    if enqueue:
+        from jobs.enqueue import enqueue as enqueue_job
+
+        job = enqueue_job("billing.reconcile", since_hours, tenant_id=None)
+        click.echo(f"queued {job.id}")
+        return
+    from app.billing.reconcile import reconcile
+
+    click.echo(json.dumps(reconcile(since_hours)))

@@ -42,8 +42,9 @@ def test_without_stripe_everyone_is_on_the_free_plan_and_billing_says_so(
     assert _limits(app, acme, user) == FREE_PLAN
     assert _limits(app, acme, None) == FREE_PLAN
     response = platform.client.post(WEBHOOK_PATH, data=b"{}",
+                                    content_type="application/json",
                                     headers={"Stripe-Signature": "t=1,v1=x"})
-    assert response.status_code == 503
+    assert response.status_code == 409
     assert response.get_json()["error"]["code"] == "billing_not_configured"
     with app.app_context(), activate(acme.info):
         from app.billing.checkout import start_checkout

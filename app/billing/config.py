@@ -1,7 +1,8 @@
 """Stripe configuration, read from ``settings.extra`` (STRIPE_* variables) and validated.
 
 Billing is optional: with no STRIPE_SECRET_KEY every account is on the free plan and the
-billing endpoints answer ``503 billing_not_configured``; they never pretend to have charged.
+billing endpoints answer ``409 billing_not_configured`` (a 4xx: the request cannot succeed
+until an operator configures Stripe, and retrying will not help); they never fake success.
 """
 
 from __future__ import annotations
@@ -69,10 +70,10 @@ def stripe_config() -> StripeConfig | None:
 
 
 def require_stripe() -> StripeConfig:
-    """The configuration, or the clear 503 every billing endpoint answers without it."""
+    """The configuration, or the clear 409 every billing endpoint answers without it."""
     config = stripe_config()
     if config is None:
-        raise ApiError(503, "billing_not_configured",
+        raise ApiError(409, "billing_not_configured",
                        "Billing is not configured on this platform: set STRIPE_SECRET_KEY "
                        "and STRIPE_WEBHOOK_SECRETS.")
     return config

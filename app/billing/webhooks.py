@@ -61,7 +61,7 @@ def _rejected(code: str, message: str) -> ApiError:
 def verify(payload: bytes, header: str | None, config: StripeConfig) -> dict[str, Any]:
     """The event, if ``header`` signs ``payload`` with one of our secrets, recently."""
     if not config.webhook_secrets:
-        raise ApiError(503, "billing_not_configured",
+        raise ApiError(409, "billing_not_configured",
                        "STRIPE_WEBHOOK_SECRETS is not set, so no webhook can be verified.")
     if not header:
         raise _rejected("missing_signature", "The Stripe-Signature header is missing.")

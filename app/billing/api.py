@@ -12,13 +12,14 @@ from flask_smorest import Blueprint
 from app.api.pagination import CursorArgsSchema, page_of, paginate
 from app.auth.guard import require
 from app.auth.models import User
-from app.billing import checkout, service
+from app.billing import checkout, connect, service
 from app.billing.config import require_stripe
 from app.billing.models import Invoice
 from app.billing.plans import list_plans
 from app.billing.schemas import (
     BillingStateSchema,
     CheckoutRequestSchema,
+    ConnectStatusSchema,
     InvoiceSchema,
     PlanSchema,
     RedirectSchema,
@@ -115,6 +116,32 @@ class Invoices(MethodView):
         return paginate(service.invoices_stmt(principal.role, principal.user_id),
                         cursor=args["cursor"], limit=args["limit"],
                         order_by=(Invoice.created_at, Invoice.id))
+
+
+def _connect_status() -> dict:
+    row = connect.connect_account()
+    return {"connected": row is not None,
+            "stripe_account_id": row.stripe_account_id if row else None,
+            "charges_enabled": bool(row and row.charges_enabled),
+            "payouts_enabled": bool(row and row.payouts_enabled),
+            "details_submitted": bool(row and row.details_submitted)}
+
+
+@blp.route("/connect")
+class ConnectOnboarding(MethodView):
+    @blp.response(200, ConnectStatusSchema)
+    @require("billing:read", roles=("RESELLER",))
+    def get(self):
+        """The reseller's connected Stripe account: can it take payments and get payouts?"""
+        return _connect_status()
+
+    @blp.response(201, RedirectSchema)
+    @require("billing:write", roles=("RESELLER",))
+    def post(self):
+        """Start (or resume) Stripe's hosted onboarding for the reseller's own account."""
+        url = connect.start_onboarding()
+        db.session.commit()
+        return {"url": url}
 
 
 @blp.cli.command("reconcile")

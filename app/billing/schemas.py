@@ -74,3 +74,11 @@ class InvoiceSchema(Schema):
     invoice_pdf = fields.String(allow_none=True)
     issued_at = fields.DateTime(allow_none=True)
     created_at = fields.DateTime(required=True)
+
+
+class ConnectStatusSchema(Schema):
+    connected = fields.Boolean(required=True)
+    stripe_account_id = fields.String(allow_none=True)
+    charges_enabled = fields.Boolean(required=True)
+    payouts_enabled = fields.Boolean(required=True)
+    details_submitted = fields.Boolean(required=True)

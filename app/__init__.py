@@ -148,3 +148,7 @@ def _register_features(app: Flask) -> None:
     api.register_blueprint(auth_api.me_blp, url_prefix="/api/v1/me")
     api.register_blueprint(audit_api.blp, url_prefix="/api/v1/audit-events")
     api.register_blueprint(platform_api.blp, url_prefix="/api/v1/platform/resellers")
+
+    from app import billing
+
+    billing.init_app(app)

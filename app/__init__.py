@@ -117,3 +117,7 @@ def _register_features(app: Flask) -> None:
     app.register_blueprint(auth_views.bp)
     app.register_blueprint(email_views.bp)
     api.register_blueprint(tenants_api.blp, url_prefix="/api/v1/tenant")
+
+    from app.integrations.cli import webhooks_cli
+
+    app.cli.add_command(webhooks_cli)

@@ -218,14 +218,21 @@ def dev_command(host, port):
     from flask_migrate import upgrade
 
     settings = current_app.extensions["albedo.settings"]
+    if settings.public_port != port:
+        click.echo(f"  note: links in emails use port {settings.public_port}; set "
+                   f"ALBEDO_PUBLIC_PORT={port} to match (make run does)", err=True)
     upgrade()
     rows = seed_demo()
     env = dict(os.environ, ALBEDO_INSTANCE_PATH=settings.instance_path)
     worker = subprocess.Popen([sys.executable, "-m", "jobs.worker"], env=env)
     click.echo(f"  worker started (pid {worker.pid}); API docs at "
                f"http://{settings.platform_domain}:{port}/api/docs")
-    _print_demo(rows, f"Albedo is running at http://{settings.platform_domain}:{port} — "
-                      "sign in with:")
+    _print_demo(rows, f"Albedo is running at http://{settings.platform_domain}:{port} and "
+                      f"http://acme.{settings.platform_domain}:{port} — sign in with:")
+    def stop(signum, frame):  # SIGTERM too, not only Ctrl-C, cleans up below
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         from werkzeug.serving import run_simple
 

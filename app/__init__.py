@@ -152,3 +152,14 @@ def _register_features(app: Flask) -> None:
     from app import billing
 
     billing.init_app(app)
+
+    from app.integrations import api as integrations_api
+    from app.integrations import views as integrations_views
+    from app.integrations.cli import webhooks_cli
+
+    app.register_blueprint(integrations_views.bp)
+    nav.register(app, "Integrations", "integrations.endpoints")
+    api.register_blueprint(integrations_api.blp, url_prefix="/api/v1/webhooks")
+    api.register_blueprint(integrations_api.hooks_blp, url_prefix="/api/v1/hooks")
+
+    app.cli.add_command(webhooks_cli)

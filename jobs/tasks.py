@@ -1,6 +1,7 @@
 """Every module that registers tasks; the worker imports this once."""
 
-import app.auth.tasks
-import app.billing.tasks
+import app.auth.tasks  # noqa: F401
+import app.billing.tasks  # noqa: F401
 import app.email.tasks  # noqa: F401
+import app.integrations.tasks  # noqa: F401
 import jobs.diagnostics  # noqa: F401

@@ -109,6 +109,7 @@ def _register_features(app: Flask) -> None:
     from app.email import views as email_views
     from app.extensions import api
     from app.health import bp as health_bp
+    from app.licensing import public_api as licensing_public
     from app.web import views as web_views
     from tenants import api as tenants_api
 
@@ -117,3 +118,6 @@ def _register_features(app: Flask) -> None:
     app.register_blueprint(auth_views.bp)
     app.register_blueprint(email_views.bp)
     api.register_blueprint(tenants_api.blp, url_prefix="/api/v1/tenant")
+    app.register_blueprint(licensing_public.wellknown_bp)
+    api.register_blueprint(licensing_public.validate_blp, url_prefix="/api/v1/licenses")
+    api.register_blueprint(licensing_public.machines_blp, url_prefix="/api/v1/machines")

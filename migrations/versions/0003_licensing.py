@@ -1,7 +1,7 @@
 """licensing
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-25 20:02:30.199240
 
 """
@@ -13,7 +13,7 @@ from tenants.migration_ops import isolate_tenant_table, release_tenant_table
 
 # revision identifiers, used by Alembic.
 revision = '0003'
-down_revision = '0001'
+down_revision = '0002'
 branch_labels = None
 depends_on = None
 

@@ -123,20 +123,26 @@ def _register_features(app: Flask) -> None:
             csrf.protect()
 
     from app.auth import api as auth_api
-    from app.auth import audit_api
+    from app.auth import audit_api, audit_views, key_views
     from app.auth import views as auth_views
     from app.email import views as email_views
     from app.health import bp as health_bp
     from app.licensing import public_api as licensing_public
+    from app.web import nav
     from app.web import views as web_views
     from tenants import api as tenants_api
     from tenants import platform_api
+    from tenants import views as tenants_views
 
     limiter.exempt(health_bp)
     app.register_blueprint(health_bp)
     app.register_blueprint(web_views.bp)
     app.register_blueprint(auth_views.bp)
     app.register_blueprint(email_views.bp)
+    app.register_blueprint(key_views.bp)
+    app.register_blueprint(audit_views.bp)
+    app.register_blueprint(tenants_views.bp)
+    nav.init_app(app)
     api.register_blueprint(tenants_api.blp, url_prefix="/api/v1/tenant")
     api.register_blueprint(auth_api.auth_blp, url_prefix="/api/v1/auth")
     api.register_blueprint(auth_api.keys_blp, url_prefix="/api/v1/api-keys")

@@ -127,6 +127,7 @@ def _register_features(app: Flask) -> None:
     from app.auth import views as auth_views
     from app.email import views as email_views
     from app.health import bp as health_bp
+    from app.licensing import public_api as licensing_public
     from app.web import nav
     from app.web import views as web_views
     from tenants import api as tenants_api
@@ -163,3 +164,7 @@ def _register_features(app: Flask) -> None:
     api.register_blueprint(integrations_api.hooks_blp, url_prefix="/api/v1/hooks")
 
     app.cli.add_command(webhooks_cli)
+
+    app.register_blueprint(licensing_public.wellknown_bp)
+    api.register_blueprint(licensing_public.validate_blp, url_prefix="/api/v1/licenses")
+    api.register_blueprint(licensing_public.machines_blp, url_prefix="/api/v1/machines")

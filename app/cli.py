@@ -16,6 +16,12 @@ from app.extensions import db
 
 albedo_cli = AppGroup("albedo", help="Albedo operations: tenants, users, demo data, workers.")
 
+
+def _register_feature_commands() -> None:
+    from app.licensing.cli import register as register_licensing
+
+    register_licensing(albedo_cli)
+
 DEMO = {
     "admin": ("admin@example.com", "albedo-admin-demo", "Platform Admin"),
     "reseller": ("owner@acme.example", "acme-owner-demo", "Acme Owner"),
@@ -244,3 +250,6 @@ def dev_command(host, port):
             from app import embedded_redis
 
             embedded_redis.stop(settings.instance_path)
+
+
+_register_feature_commands()

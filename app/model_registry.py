@@ -4,4 +4,5 @@ import app.auth.models  # noqa: F401
 import app.billing.models  # noqa: F401
 import app.email.models  # noqa: F401
 import app.integrations.models  # noqa: F401
+import app.licensing.models  # noqa: F401
 import tenants.models  # noqa: F401

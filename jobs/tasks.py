@@ -1,4 +1,5 @@
 """Every module that registers tasks; the worker imports this once."""
 
+import app.agents.tasks
 import app.email.tasks  # noqa: F401
 import jobs.diagnostics  # noqa: F401

@@ -53,6 +53,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         OPENAPI_JSON_PATH="v1/openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
         OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        RATELIMIT_STRATEGY="moving-window",
+        RATELIMIT_HEADERS_ENABLED=True,
+        RATELIMIT_SWALLOW_ERRORS=True,
+        RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
+        RATELIMIT_KEY_PREFIX=settings.extra.get("ALBEDO_QUEUE_PREFIX", "") + "albedo-rl",
     )
     app.extensions["albedo.settings"] = settings
     if settings.proxy_count:
@@ -96,7 +101,19 @@ def _init_extensions(app: Flask, settings: Settings) -> None:
 
 
 def _register_features(app: Flask) -> None:
-    from app.extensions import csrf
+    from app.api.limits import limiter, storage_uri
+    from app.extensions import api, csrf
+
+    # After tenant resolution, so the per-tenant budget knows the tenant. With REDIS_URL this
+    # is only a string; with the embedded default it starts the embedded Redis if needed.
+    app.config["RATELIMIT_STORAGE_URI"] = storage_uri(app.extensions["albedo.settings"])
+    limiter.init_app(app)
+    from app.api import conventions
+
+    conventions.init_app(app)
+    api.spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "description":
+                       "An access token from POST /api/v1/auth/token, or an API key (ak_…)."})
 
     @app.before_request
     def _csrf_for_pages() -> None:
@@ -105,15 +122,29 @@ def _register_features(app: Flask) -> None:
                 "/api/"):
             csrf.protect()
 
+    from app.auth import api as auth_api
+    from app.auth import audit_api, audit_views, key_views
     from app.auth import views as auth_views
     from app.email import views as email_views
-    from app.extensions import api
     from app.health import bp as health_bp
+    from app.web import nav
     from app.web import views as web_views
     from tenants import api as tenants_api
+    from tenants import platform_api
+    from tenants import views as tenants_views
 
+    limiter.exempt(health_bp)
     app.register_blueprint(health_bp)
     app.register_blueprint(web_views.bp)
     app.register_blueprint(auth_views.bp)
     app.register_blueprint(email_views.bp)
+    app.register_blueprint(key_views.bp)
+    app.register_blueprint(audit_views.bp)
+    app.register_blueprint(tenants_views.bp)
+    nav.init_app(app)
     api.register_blueprint(tenants_api.blp, url_prefix="/api/v1/tenant")
+    api.register_blueprint(auth_api.auth_blp, url_prefix="/api/v1/auth")
+    api.register_blueprint(auth_api.keys_blp, url_prefix="/api/v1/api-keys")
+    api.register_blueprint(auth_api.me_blp, url_prefix="/api/v1/me")
+    api.register_blueprint(audit_api.blp, url_prefix="/api/v1/audit-events")
+    api.register_blueprint(platform_api.blp, url_prefix="/api/v1/platform/resellers")

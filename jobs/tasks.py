@@ -1,5 +1,6 @@
 """Every module that registers tasks; the worker imports this once."""
 
 import app.agents.tasks
+import app.auth.tasks
 import app.email.tasks  # noqa: F401
 import jobs.diagnostics  # noqa: F401

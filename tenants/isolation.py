@@ -106,10 +106,12 @@ def _do_orm_execute(state: ORMExecuteState):
     if reason is not None:
         log.debug("cross-tenant statement (%s)", reason)
         if statement_reason is not None and cross_tenant_reason() is None:
-            # Opt-in for this one statement: buffer its rows, then close the door again.
-            result = state.invoke_statement().freeze()
+            # Opt-in for this one statement: run it (buffering any rows), then close the door.
+            result = state.invoke_statement()
+            if state.is_select:
+                result = result.freeze()()
             _sync_rls(session, session.connection(), cross=False)
-            return result()
+            return result
         return None
     tenant_id = current_id()
     if tenant_id is None and any(_is_scoped(m) for m in state.all_mappers):

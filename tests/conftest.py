@@ -232,3 +232,38 @@ def login(site: Site, email: str, password: str = "correct horse battery"):
     assert token, "the login form carries a CSRF token"
     return site.client.post("/login", data={"email": email, "password": password,
                                             "csrf_token": token.group(1)})
+
+
+@dataclass
+class Caller:
+    headers: dict[str, str]
+    user_id: object
+    key_id: object
+    email: str
+
+
+@pytest.fixture
+def api_caller(app, make_user):
+    """An API key (Bearer header) for a user of ``site`` with ``role`` and ``scopes``."""
+    from app.auth.api_keys import create_key
+    from app.auth.models import User
+    from app.auth.principal import SCOPES
+    from app.auth.service import find_by_email
+    from app.extensions import db
+    from tenants.context import activate
+
+    counter = {"n": 0}
+
+    def make(site: Site, role: str = "USER", scopes=None, email: str | None = None) -> Caller:
+        counter["n"] += 1
+        email = email or f"{role.lower()}{counter['n']}@example.com"
+        with app.app_context(), activate(site.info):
+            user = find_by_email(email)
+            user_id = user.id if user else make_user(site, email, role=role)
+        with app.app_context(), activate(site.info):
+            user = db.session.get(User, user_id)
+            key, raw = create_key(user, "test key", list(scopes or SCOPES))
+            db.session.commit()
+            return Caller({"Authorization": f"Bearer {raw}"}, user_id, key.id, email)
+
+    return make

@@ -7,10 +7,10 @@ from urllib.parse import urlsplit
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask_login import login_required, login_user, logout_user
 
+from app.api.limits import auth_limit
 from app.auth import sessions  # noqa: F401  (registers the user loader)
 from app.auth.forms import LoginForm
-from app.auth.service import authenticate
-from app.extensions import db
+from app.auth.signin import SignInError, sign_in
 
 bp = Blueprint("auth", __name__)
 
@@ -24,19 +24,20 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@auth_limit()
 def login():
     form = LoginForm()
-    error = None
+    error, status = None, 200
     if form.validate_on_submit():
-        user = authenticate(form.email.data, form.password.data)
-        if user is not None:
-            db.session.commit()
+        try:
+            user = sign_in(form.email.data, form.password.data, channel="page")
+        except SignInError as exc:
+            error, status = exc.message, exc.status
+        else:
             login_user(user)
             return redirect(_safe_next(request.args.get("next")))
-        error = "That email and password do not match an account here."
     elif request.method == "POST":
-        error = "Enter your email and password."
-    status = 401 if error and request.method == "POST" else 200
+        error, status = "Enter your email and password.", 400
     return render_template("auth/login.html", form=form, error=error), status
 
 

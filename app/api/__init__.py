@@ -1,0 +1,1 @@
+"""Conventions every API shares: pagination, idempotency, documentation helpers."""

@@ -1,0 +1,32 @@
+"""The audit log: who did what to what, from where, and when. Append-only."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import has_request_context, request
+
+from app.auth.models import AuditEvent
+from app.extensions import db
+
+ACTIONS = ("sign_in", "sign_in_failed", "api_key_created", "api_key_revoked", "role_changed",
+           "tenant_suspended", "tenant_reinstated", "password_changed", "sign_up",
+           "tenant_created", "domain_changed", "account_locked")
+
+
+def record(action: str, *, actor_user_id: uuid.UUID | None = None, actor_label: str = "",
+           target_type: str | None = None, target_id: object = None,
+           tenant_id: uuid.UUID | None = None, **details: Any) -> AuditEvent:
+    """Add an audit event to the current transaction (it commits with the change it records)."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown audit action {action!r}")
+    event = AuditEvent(action=action, actor_user_id=actor_user_id, actor_label=actor_label,
+                       target_type=target_type,
+                       target_id=str(target_id) if target_id is not None else None,
+                       ip_address=request.remote_addr if has_request_context() else None,
+                       details=details)
+    if tenant_id is not None:
+        event.tenant_id = tenant_id
+    db.session.add(event)
+    return event

@@ -1,5 +1,6 @@
 """Imports every model module so that metadata (and Alembic autogenerate) sees all tables."""
 
+import app.agents.models  # noqa: F401
 import app.auth.models  # noqa: F401
 import app.billing.models  # noqa: F401
 import app.email.models  # noqa: F401

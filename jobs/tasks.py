@@ -1,5 +1,6 @@
 """Every module that registers tasks; the worker imports this once."""
 
+import app.agents.tasks  # noqa: F401
 import app.auth.tasks  # noqa: F401
 import app.billing.tasks  # noqa: F401
 import app.email.tasks  # noqa: F401

@@ -1,0 +1,35 @@
+"""Forms of the account pages. Lengths are capped here; password rules live in the service."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import EmailField, PasswordField, StringField
+from wtforms.validators import DataRequired, EqualTo, Length, Optional
+
+
+class SignUpForm(FlaskForm):
+    name = StringField("Name", validators=[Optional(), Length(max=120)])
+    email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
+
+
+class ForgotPasswordForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
+
+
+class ResetPasswordForm(FlaskForm):
+    password = PasswordField("New password", validators=[DataRequired(), Length(max=1024)])
+    confirm = PasswordField("Repeat the new password", validators=[
+        DataRequired(), EqualTo("password", message="The two passwords differ.")])
+
+
+class ChangePasswordForm(FlaskForm):
+    # Optional: an account made through OAuth has no password yet (the service decides).
+    current_password = PasswordField("Current password", validators=[Length(max=1024)])
+    password = PasswordField("New password", validators=[DataRequired(), Length(max=1024)])
+    confirm = PasswordField("Repeat the new password", validators=[
+        DataRequired(), EqualTo("password", message="The two passwords differ.")])
+
+
+class EmptyForm(FlaskForm):
+    """A button that only needs its CSRF token (resend verification, unlink)."""

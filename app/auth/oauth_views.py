@@ -12,14 +12,14 @@ import logging
 import uuid
 
 from authlib.integrations.base_client import OAuthError
-from flask import Blueprint, abort, redirect, render_template, session, url_for
+from flask import Blueprint, abort, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user
 
 from app.auth import oauth
 from app.auth.account import AccountError, signup_open
 from app.auth.account_forms import EmptyForm
 from app.extensions import db
-from tenants.context import current_or_none
+from tenants.context import current, current_or_none
 from tenants.urls import tenant_url_for
 
 log = logging.getLogger(__name__)
@@ -46,9 +46,17 @@ def _problem(message: str, status: int):
     return render_template("auth/oauth_problem.html", message=message), status
 
 
+def _on_primary_host() -> bool:
+    # Authlib's state lives in the session cookie of the host the flow starts on, and the
+    # provider returns to the primary domain: both must be the same host.
+    return request.host.rsplit(":", 1)[0].lower() == current().primary_host
+
+
 @bp.get("/auth/oauth/<provider>/start")
 def start(provider: str):
     client = _client_or_404(provider)
+    if not _on_primary_host():
+        return redirect(tenant_url_for("oauth.start", provider=provider))
     session.pop(_LINK_KEY, None)
     return _redirect_to_provider(provider, client)
 
@@ -59,6 +67,9 @@ def link(provider: str):
     client = _client_or_404(provider)
     if not EmptyForm().validate_on_submit():
         abort(400)
+    if not _on_primary_host():
+        # This session does not exist on the primary domain; link from there.
+        return redirect(tenant_url_for("account.settings"))
     session[_LINK_KEY] = str(current_user.id)
     return _redirect_to_provider(provider, client)
 

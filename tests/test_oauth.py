@@ -303,3 +303,29 @@ def test_the_flow_runs_on_the_primary_domain_whatever_host_it_starts_on(
     assert host_of(callback) == f"{primary}:5000"
     assert response.status_code == 302
     assert user_row(app, acme, "ann@mail.example") is not None
+
+
+def test_an_unreachable_provider_is_a_502_page_not_a_500(oauth_app, provider, acme):
+    import socket
+
+    app = oauth_app
+    enable(app, provider, acme, "google")
+    # A port nothing listens on: bind, note it, close.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}/.well-known/openid-configuration"
+    settings = app.extensions["albedo.settings"]
+    app.extensions["albedo.settings"] = settings.with_overrides(
+        extra={**settings.extra, "OAUTH_GOOGLE_SERVER_METADATA_URL": dead})
+    response = acme.client.get("/auth/oauth/google/start")
+    assert response.status_code == 502
+    assert "cannot be reached" in response.get_data(as_text=True)
+
+
+def test_a_mistyped_endpoint_override_fails_at_start_with_its_name(migrated):
+    from app import create_app
+    from app.auth.oauth import OAuthConfigError
+
+    with pytest.raises(OAuthConfigError, match="OAUTH_GITHUB_API_BASE"):
+        create_app(migrated.with_overrides(
+            extra={**migrated.extra, "OAUTH_GITHUB_API_BASE": "api.github.com"}))

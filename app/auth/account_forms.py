@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, StringField
+from wtforms import BooleanField, EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, Optional
 
 
@@ -33,3 +33,15 @@ class ChangePasswordForm(FlaskForm):
 
 class EmptyForm(FlaskForm):
     """A button that only needs its CSRF token (resend verification, unlink)."""
+
+
+class SignUpSettingsForm(FlaskForm):
+    signup_enabled = BooleanField("Customers may create their own accounts")
+
+
+class OAuthAppForm(FlaskForm):
+    """A reseller's own OAuth app; the secret is write-only (blank keeps the stored one)."""
+
+    client_id = StringField("Client ID", validators=[DataRequired(), Length(max=255)])
+    client_secret = PasswordField("Client secret", validators=[Optional(), Length(max=500)])
+    enabled = BooleanField("Offer this sign-in")

@@ -35,6 +35,8 @@ from app.extensions import db
 from tenants.context import current
 
 PROVIDER_LABELS = {"google": "Google", "github": "GitHub"}
+# A provider that hangs must not hold a web worker for long.
+PROVIDER_TIMEOUT_SECONDS = 10
 
 
 class OAuthConfigError(ValueError):
@@ -127,6 +129,8 @@ def configure_provider(provider: str, client_id: str, client_secret: str | None,
 # -- the Authlib client -----------------------------------------------------------------------
 
 def init_app(app: Flask) -> None:
+    # A mistyped endpoint override fails the start, with its name, rather than a sign-in.
+    ProviderEndpoints.from_settings(app.extensions["albedo.settings"].extra)
     # One registry per app; clients are registered lazily, one per tenant app (see client()).
     OAuth(app)
 
@@ -151,13 +155,15 @@ def client(provider: str):
     if provider == "google":
         config: dict[str, Any] = {
             "server_metadata_url": ends.google_metadata_url,
-            "client_kwargs": {"scope": "openid email profile"}}
+            "client_kwargs": {"scope": "openid email profile",
+                              "default_timeout": PROVIDER_TIMEOUT_SECONDS}}
     else:
         config = {
             "authorize_url": f"{ends.github_base_url}/login/oauth/authorize",
             "access_token_url": f"{ends.github_base_url}/login/oauth/access_token",
             "api_base_url": f"{ends.github_api_base}/",
-            "client_kwargs": {"scope": "read:user user:email"}}
+            "client_kwargs": {"scope": "read:user user:email",
+                              "default_timeout": PROVIDER_TIMEOUT_SECONDS}}
     digest = hashlib.sha256(repr((row.client_id, secret, sorted(config.items(),
                                                                  key=str))).encode()).hexdigest()
     name = f"{provider}_{tenant_id.hex}_{digest[:12]}"

@@ -11,13 +11,16 @@ from __future__ import annotations
 import logging
 import uuid
 
+import requests
 from authlib.integrations.base_client import OAuthError
 from flask import Blueprint, abort, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user
 
 from app.auth import oauth
 from app.auth.account import AccountError, signup_open
-from app.auth.account_forms import EmptyForm
+from app.auth.account_forms import EmptyForm, OAuthAppForm, SignUpSettingsForm
+from app.auth.permissions import require_role
+from app.auth.service import UserValidationError
 from app.extensions import db
 from tenants.context import current, current_or_none
 from tenants.urls import tenant_url_for
@@ -39,7 +42,14 @@ def _client_or_404(provider: str):
 def _redirect_to_provider(provider: str, client):
     # The callback is on the tenant's primary domain, whatever Host this request came in on:
     # it is what the tenant registered with the provider.
-    return client.authorize_redirect(tenant_url_for("oauth.callback", provider=provider))
+    try:
+        return client.authorize_redirect(tenant_url_for("oauth.callback", provider=provider))
+    except (requests.RequestException, ValueError):
+        # Google's discovery document is fetched here; an unreachable provider is its outage,
+        # explained on a page, not our 500.
+        log.warning("oauth provider %s unreachable", provider, exc_info=True)
+        return _problem(f"{oauth.PROVIDER_LABELS[provider]} cannot be reached right now. "
+                        "Try again later.", 502)
 
 
 def _problem(message: str, status: int):
@@ -120,6 +130,65 @@ def unlink(identity_id: uuid.UUID):
         return _problem(exc.message, exc.status)
     db.session.commit()
     return redirect(url_for("account.settings", sent="unlinked"))
+
+
+# -- the reseller's sign-in settings ----------------------------------------------------------
+
+def _render_sign_in_settings(errors: dict[str, dict[str, str]] | None = None,
+                             notice: str | None = None, status: int = 200):
+    tenant = current()
+    apps = {}
+    for provider, label in oauth.PROVIDER_LABELS.items():
+        row = oauth.provider_row(provider)
+        apps[provider] = {
+            "label": label, "configured": row is not None,
+            "form": OAuthAppForm(prefix=provider, formdata=None, client_id=row.client_id if row
+                                 else "", enabled=row.enabled if row else True),
+            # What the reseller registers as the redirect URI in its OAuth app.
+            "callback_url": tenant_url_for("oauth.callback", provider=provider)}
+    signup_form = SignUpSettingsForm(formdata=None, signup_enabled=tenant.signup_enabled)
+    return render_template("auth/sign_in_settings.html", apps=apps, signup_form=signup_form,
+                           errors=errors or {}, notice=notice), status
+
+
+@bp.get("/settings/sign-in")
+@require_role("RESELLER")
+def sign_in_settings():
+    return _render_sign_in_settings(notice={"saved": "Saved."}.get(request.args.get("sent", "")))
+
+
+@bp.post("/settings/sign-in/signup")
+@require_role("RESELLER")
+def save_signup_setting():
+    from tenants.service import get_tenant
+
+    form = SignUpSettingsForm()
+    if not form.validate_on_submit():
+        abort(400)
+    # The tenant row is platform-level; a reseller changes only its own, found by the id of
+    # the tenant this request resolved to. The resolution cache is invalidated on commit.
+    get_tenant(current().id).signup_enabled = bool(form.signup_enabled.data)
+    db.session.commit()
+    return redirect(url_for("oauth.sign_in_settings", sent="saved"))
+
+
+@bp.post("/settings/sign-in/<provider>")
+@require_role("RESELLER")
+def save_oauth_app(provider: str):
+    if provider not in oauth.PROVIDER_LABELS:
+        abort(404)
+    form = OAuthAppForm(prefix=provider)
+    if not form.validate_on_submit():
+        errors = {name: messages[0] for name, messages in form.errors.items()}
+        return _render_sign_in_settings({provider: errors}, status=400)
+    try:
+        oauth.configure_provider(provider, form.client_id.data, form.client_secret.data,
+                                 enabled=bool(form.enabled.data))
+    except UserValidationError as exc:
+        db.session.rollback()
+        return _render_sign_in_settings({provider: exc.details}, status=400)
+    db.session.commit()
+    return redirect(url_for("oauth.sign_in_settings", sent="saved"))
 
 
 @bp.app_context_processor

@@ -122,6 +122,7 @@ def _register_features(app: Flask) -> None:
                 "/api/"):
             csrf.protect()
 
+    from app.auth import account_views, oauth, oauth_views
     from app.auth import api as auth_api
     from app.auth import audit_api, audit_views, key_views
     from app.auth import views as auth_views
@@ -138,6 +139,9 @@ def _register_features(app: Flask) -> None:
     app.register_blueprint(health_bp)
     app.register_blueprint(web_views.bp)
     app.register_blueprint(auth_views.bp)
+    app.register_blueprint(account_views.bp)
+    app.register_blueprint(oauth_views.bp)
+    oauth.init_app(app)
     app.register_blueprint(email_views.bp)
     app.register_blueprint(key_views.bp)
     app.register_blueprint(audit_views.bp)

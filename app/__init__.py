@@ -122,9 +122,8 @@ def _register_features(app: Flask) -> None:
                 "/api/"):
             csrf.protect()
 
-    from app.auth import account_views, oauth, oauth_views
+    from app.auth import account_views, audit_api, audit_views, key_views, oauth, oauth_views
     from app.auth import api as auth_api
-    from app.auth import audit_api, audit_views, key_views
     from app.auth import views as auth_views
     from app.email import views as email_views
     from app.health import bp as health_bp

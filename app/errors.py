@@ -96,6 +96,14 @@ def _validation_details(error: HTTPException) -> dict[str, Any]:
     return {"fields": messages}
 
 
+def _is_bad_json(error: HTTPException) -> bool:
+    # webargs (flask-smorest) says so in its messages; Flask's get_json() in its description.
+    data = getattr(error, "data", None) or {}
+    if isinstance(data, dict) and "Invalid JSON body." in str(data.get("messages", "")):
+        return True
+    return "JSON" in str(error.description or "")
+
+
 def handle_api_error(error: ApiError) -> Response:
     return respond(error.status, error.code, error.message, error.details, error.headers)
 
@@ -110,7 +118,7 @@ def handle_http_exception(error: HTTPException) -> Response:
         headers["Allow"] = ", ".join(sorted(error.valid_methods))
     if status == 422:
         details = _validation_details(error)
-    elif status == 400 and error.description and "JSON" in str(error.description):
+    elif status == 400 and _is_bad_json(error):
         code, message = "malformed_json", "The request body is not valid JSON."
     if status == 429:
         code = "rate_limited"

@@ -5,8 +5,13 @@ from __future__ import annotations
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from app.auth.guard import require
+from app.extensions import db
+from tenants import platform
 from tenants.context import current
-from tenants.schemas import TenantBrandingSchema
+from tenants.models import Tenant
+from tenants.schemas import BrandingUpdateSchema, TenantBrandingSchema
+from tenants.service import info_for
 from tenants.urls import base_url
 
 blp = Blueprint("tenant", __name__, description="The tenant serving this domain")
@@ -23,3 +28,16 @@ class CurrentTenant(MethodView):
         """
         tenant = current()
         return {**tenant.__dict__, "base_url": base_url(tenant)}
+
+    @blp.arguments(BrandingUpdateSchema)
+    @blp.response(200, TenantBrandingSchema)
+    @require(roles=("RESELLER",))
+    def patch(self, body):
+        """Change this reseller's branding (name, logo, colours, support email, key prefix).
+
+        Only the reseller's staff may; pages, emails and license keys follow at once.
+        """
+        tenant = platform.change_branding(db.session.get(Tenant, current().id), body)
+        db.session.commit()
+        info = info_for(tenant)
+        return {**info.__dict__, "base_url": base_url(info)}

@@ -1,4 +1,4 @@
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 
 class TenantBrandingSchema(Schema):
@@ -12,3 +12,64 @@ class TenantBrandingSchema(Schema):
     accent_color = fields.String(metadata={"example": "#f59e0b"})
     support_email = fields.String(allow_none=True)
     base_url = fields.String(metadata={"example": "http://acme.localhost:5000"})
+
+
+HEX = validate.Regexp(r"^#[0-9a-fA-F]{6}$", error="must be a hex colour such as #1a2b3c")
+
+
+class BrandingUpdateSchema(Schema):
+    display_name = fields.String(validate=validate.Length(1, 120))
+    logo_url = fields.String(allow_none=True, validate=validate.Length(max=500))
+    primary_color = fields.String(validate=HEX, metadata={"example": "#e11d48"})
+    accent_color = fields.String(validate=HEX, metadata={"example": "#f59e0b"})
+    support_email = fields.Email(allow_none=True)
+    license_key_prefix = fields.String(validate=validate.Regexp(
+        r"^[A-Z][A-Z0-9]{1,11}$", error="2-12 capital letters or digits, starting with a letter"))
+    signup_enabled = fields.Boolean()
+
+
+class ResellerCreateSchema(BrandingUpdateSchema):
+    slug = fields.String(required=True, metadata={"example": "acme"})
+    name = fields.String(required=True, validate=validate.Length(1, 120),
+                         metadata={"example": "Acme Agents"})
+
+
+class DomainSchema(Schema):
+    id = fields.UUID(dump_only=True)
+    hostname = fields.String(required=True, metadata={"example": "agents.acme.example"})
+    is_primary = fields.Boolean(dump_only=True)
+    verified = fields.Boolean(dump_only=True)
+    verification_token = fields.String(dump_only=True)
+
+
+class DomainCreateSchema(Schema):
+    hostname = fields.String(required=True, metadata={"example": "agents.acme.example"})
+    verified = fields.Boolean(load_default=False, metadata={
+        "description": "Mark verified now (the operator checked DNS)."})
+    primary = fields.Boolean(load_default=False)
+
+
+class ResellerSchema(Schema):
+    id = fields.UUID()
+    slug = fields.String()
+    name = fields.String()
+    status = fields.String(metadata={"example": "active"})
+    display_name = fields.String()
+    primary_color = fields.String()
+    accent_color = fields.String()
+    support_email = fields.String(allow_none=True)
+    license_key_prefix = fields.String()
+    signup_enabled = fields.Boolean()
+    base_url = fields.String()
+    domains = fields.List(fields.Nested(DomainSchema))
+    created_at = fields.AwareDateTime()
+
+
+class TenantUserSchema(Schema):
+    id = fields.UUID()
+    email = fields.String()
+    name = fields.String()
+    role = fields.String()
+    is_active = fields.Boolean()
+    created_at = fields.AwareDateTime()
+    last_login_at = fields.AwareDateTime(allow_none=True)

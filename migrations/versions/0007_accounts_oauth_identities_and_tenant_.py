@@ -1,7 +1,7 @@
 """accounts: OAuth identities and each tenant's OAuth apps
 
 Revision ID: 0007
-Revises: 0002
+Revises: 0006
 
 Both tables are tenant-scoped: row-level security (PostgreSQL) or triggers (SQLite).
 Create Date: 2026-11-25 20:11:51.587146
@@ -17,7 +17,7 @@ TENANT_TABLES = ("tenant_oauth_providers", "oauth_identities")
 
 # revision identifiers, used by Alembic.
 revision = '0007'
-down_revision = '0002'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 

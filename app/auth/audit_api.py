@@ -1,0 +1,60 @@
+"""The audit log, read-only: resellers see their tenant's, platform admins everyone's."""
+
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+from sqlalchemy import select
+
+from app.api.pagination import CursorArgsSchema, page_of, paginate
+from app.auth.audit import ACTIONS
+from app.auth.guard import current_principal, require
+from app.auth.models import AuditEvent
+from tenants.models import Tenant
+
+blp = Blueprint("audit", __name__, description="Who did what, when, from where")
+
+
+class AuditArgsSchema(CursorArgsSchema):
+    action = fields.String(validate=validate.OneOf(ACTIONS))
+    tenant = fields.String(metadata={"description": "Platform admins: one tenant's slug."})
+
+
+class AuditEventSchema(Schema):
+    id = fields.UUID()
+    created_at = fields.AwareDateTime()
+    tenant_id = fields.UUID()
+    actor_user_id = fields.UUID(allow_none=True)
+    actor_label = fields.String()
+    action = fields.String()
+    target_type = fields.String(allow_none=True)
+    target_id = fields.String(allow_none=True)
+    ip_address = fields.String(allow_none=True)
+    details = fields.Dict()
+
+
+def audit_query(principal, action: str | None = None, tenant_slug: str | None = None):
+    stmt = select(AuditEvent)
+    if action:
+        stmt = stmt.where(AuditEvent.action == action)
+    if principal.is_admin:
+        # Platform admins read every tenant's log: an explicit, named opt-in.
+        stmt = stmt.execution_options(cross_tenant="platform admin reads the audit log")
+        if tenant_slug:
+            stmt = stmt.join(Tenant, Tenant.id == AuditEvent.tenant_id).where(
+                Tenant.slug == tenant_slug)
+    return stmt
+
+
+@blp.route("")
+class AuditEvents(MethodView):
+    @blp.arguments(AuditArgsSchema, location="query")
+    @blp.response(200, page_of(AuditEventSchema))
+    @require(roles=("RESELLER", "ADMIN"))
+    def get(self, args):
+        """The audit log, newest first (sign-ins, API keys, roles, suspensions, domains)."""
+        stmt = audit_query(current_principal(), args.get("action"), args.get("tenant"))
+        page = paginate(stmt, cursor=args["cursor"], limit=args["limit"],
+                        order_by=(AuditEvent.created_at, AuditEvent.id))
+        return {"items": page.items, "next_cursor": page.next_cursor}

@@ -10,6 +10,7 @@ from tests.accounts_support import (
     NEW_PASSWORD,
     PASSWORD,
     audit_actions,
+    csrf,
     give_custom_primary_domain,
     host_of,
     path_of,
@@ -48,11 +49,17 @@ def test_reset_link_changes_the_password_once_and_ends_sessions_and_refresh_toke
     # The reset happens in another browser than the session it must end.
     other = Site(acme.info, acme.host, host_client(app, acme.host))
     assert login(acme, "alice@example.com").status_code == 302
-    refresh = acme.client.post("/api/v1/auth/token", json={
-        "email": "alice@example.com", "password": PASSWORD}).get_json()["refresh_token"]
+    pair = acme.client.post("/api/v1/auth/token", json={
+        "email": "alice@example.com", "password": PASSWORD}).get_json()
+    refresh, bearer = pair["refresh_token"], {"Authorization": f"Bearer {pair['access_token']}"}
+    assert acme.client.get("/api/v1/me", headers=bearer).status_code == 200
     _ask(other, "alice@example.com")
     [mail] = sent_emails(app, acme, "password_reset")
-    assert other.client.get(path_of(mail.link)).status_code == 200  # the form
+    form = other.client.get(path_of(mail.link))
+    assert form.status_code == 200
+    # The token in the URL must not leak through Referer (e.g. to an external logo).
+    assert form.headers["Referrer-Policy"] == "no-referrer"
+    assert form.headers["Cache-Control"] == "no-store"
     done = _reset(other, mail.link)
     assert done.status_code == 200
     assert 'data-testid="password-reset-done"' in done.get_data(as_text=True)
@@ -60,6 +67,7 @@ def test_reset_link_changes_the_password_once_and_ends_sessions_and_refresh_toke
     assert acme.client.get("/").status_code == 302
     assert acme.client.post("/api/v1/auth/refresh",
                             json={"refresh_token": refresh}).status_code == 401
+    assert acme.client.get("/api/v1/me", headers=bearer).status_code == 401  # the JWT too
     # Only the new password works here; globex's alice keeps hers.
     assert login(acme, "alice@example.com").status_code == 401
     assert login(acme, "alice@example.com", NEW_PASSWORD).status_code == 302
@@ -127,3 +135,18 @@ def test_bad_reset_input_is_a_form_error(app, acme, make_user):
     assert empty.status_code == 400
     # The link survived the failed attempts.
     assert _reset(acme, mail.link).status_code == 200
+
+
+def test_reset_and_sign_up_posts_have_the_strict_auth_budget(app, acme, globex):
+    settings = app.extensions["albedo.settings"]
+    app.extensions["albedo.settings"] = settings.with_overrides(
+        extra={**settings.extra, "ALBEDO_RATE_LIMIT_AUTH": "2/minute"})
+    token = csrf(acme, "/forgot-password")
+    answers = [acme.client.post("/forgot-password", data={
+        "email": "x@example.com", "csrf_token": token}).status_code for _ in range(3)]
+    assert answers == [200, 200, 429]
+    signups = [acme.client.post("/signup", data={
+        "email": f"n{i}@example.com", "password": PASSWORD, "csrf_token": token}).status_code
+        for i in range(3)]
+    assert signups[-1] == 429
+    assert acme.client.get("/forgot-password").status_code == 200  # GETs are not limited

@@ -24,6 +24,16 @@ from app.extensions import db
 bp = Blueprint("account", __name__)
 
 
+@bp.after_request
+def _keep_link_tokens_private(response):
+    # The token is in the URL of these pages: no Referer carrying it to a reseller's
+    # externally hosted logo, and no copy in a shared cache.
+    if request.endpoint in ("account.reset_password", "account.verify_email"):
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def _form_errors(form) -> dict[str, str]:
     # WTForms keeps a list per field; the pages show the first message of each.
     return {name: messages[0] for name, messages in form.errors.items() if messages}

@@ -140,6 +140,8 @@ def _register_features(app: Flask) -> None:
     app.register_blueprint(auth_views.bp)
     app.register_blueprint(account_views.bp)
     app.register_blueprint(oauth_views.bp)
+    nav.register(app, "Account", "account.settings")
+    nav.register(app, "Sign-in settings", "oauth.sign_in_settings", roles=("RESELLER",))
     oauth.init_app(app)
     app.register_blueprint(email_views.bp)
     app.register_blueprint(key_views.bp)

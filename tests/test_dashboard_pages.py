@@ -92,3 +92,15 @@ def test_reseller_edits_branding_in_a_form(app, acme, make_user):
     assert "--brand-primary: #112233" in acme.client.get("/").get_data(as_text=True)
     bad = acme.client.post("/settings/branding", data={**form, "primary_color": "blue"})
     assert bad.status_code == 422
+
+
+def test_navigation_follows_the_role(app, acme, make_user):
+    make_user(acme, "owner@example.com", role="RESELLER")
+    make_user(acme, "alice@example.com")
+    login(acme, "alice@example.com")
+    customer_nav = acme.client.get("/").get_data(as_text=True)
+    assert 'href="/account"' in customer_nav and "Sign-in settings" not in customer_nav
+    assert "Audit log" not in customer_nav
+    login(acme, "owner@example.com")
+    owner_nav = acme.client.get("/").get_data(as_text=True)
+    assert "Sign-in settings" in owner_nav and "Audit log" in owner_nav

@@ -122,7 +122,15 @@ def _register_features(app: Flask) -> None:
                 "/api/"):
             csrf.protect()
 
-    from app.auth import account_views, audit_api, audit_views, key_views, oauth, oauth_views
+    from app.auth import (
+        account_views,
+        audit_api,
+        audit_views,
+        key_views,
+        oauth,
+        oauth_views,
+        users_api,
+    )
     from app.auth import api as auth_api
     from app.auth import views as auth_views
     from app.email import views as email_views
@@ -153,6 +161,7 @@ def _register_features(app: Flask) -> None:
     api.register_blueprint(auth_api.keys_blp, url_prefix="/api/v1/api-keys")
     api.register_blueprint(auth_api.me_blp, url_prefix="/api/v1/me")
     api.register_blueprint(audit_api.blp, url_prefix="/api/v1/audit-events")
+    api.register_blueprint(users_api.blp, url_prefix="/api/v1/users")
     api.register_blueprint(platform_api.blp, url_prefix="/api/v1/platform/resellers")
 
     from app import billing

@@ -12,7 +12,8 @@ from app.extensions import db
 
 ACTIONS = ("sign_in", "sign_in_failed", "api_key_created", "api_key_revoked", "role_changed",
            "tenant_suspended", "tenant_reinstated", "password_changed", "sign_up",
-           "tenant_created", "domain_changed", "account_locked")
+           "tenant_created", "domain_changed", "account_locked", "user_deactivated",
+           "user_reactivated", "sign_in_settings_changed")
 
 
 def record(action: str, *, actor_user_id: uuid.UUID | None = None, actor_label: str = "",

@@ -17,6 +17,7 @@ from flask import g, request
 
 from app.auth import api_keys, tokens
 from app.auth.models import User
+from app.auth.permissions import role_problem
 from app.auth.principal import ALL_SCOPES, Principal
 from app.errors import ApiError
 from app.extensions import db
@@ -79,12 +80,8 @@ def require(*scopes: str, roles: Iterable[str] | None = None) -> Callable:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any):
             principal = authenticate_request()
-            if role_set is not None and principal.role not in role_set:
-                raise ApiError(403, "forbidden", "Your role does not allow this.",
-                               {"allowed_roles": sorted(role_set)})
-            if principal.role == "ADMIN" and not current().is_platform:
-                raise ApiError(403, "forbidden", "Platform operators act on the platform "
-                                                 "domain only.")
+            if problem := role_problem(principal.role, role_set):
+                raise problem
             missing = [s for s in scopes if not principal.has_scope(s)]
             if missing:
                 raise ApiError(403, "insufficient_scope",

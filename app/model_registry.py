@@ -2,5 +2,8 @@
 
 import app.agents.models
 import app.auth.models
-import app.email.models  # noqa: F401
+import app.billing.models
+import app.email.models
+import app.integrations.models
+import app.licensing.models  # noqa: F401
 import tenants.models  # noqa: F401

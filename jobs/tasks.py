@@ -2,5 +2,8 @@
 
 import app.agents.tasks
 import app.auth.tasks
-import app.email.tasks  # noqa: F401
+import app.billing.tasks
+import app.email.tasks
+import app.integrations.tasks
+import app.licensing.tasks  # noqa: F401
 import jobs.diagnostics  # noqa: F401

@@ -129,6 +129,9 @@ def _do_orm_execute(state: ORMExecuteState):
 def _before_flush(session: Session, flush_context, instances) -> None:
     tenant_id = current_id()
     cross = cross_tenant_reason() is not None
+    # A flush's INSERTs and UPDATEs bypass do_orm_execute: hand PostgreSQL the tenant here
+    # too, or a transaction begun under one tenant would write with its setting.
+    _sync_rls(session, session.connection(), cross=cross)
     for obj in session.new:
         if not isinstance(obj, TenantScoped):
             continue

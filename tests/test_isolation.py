@@ -143,3 +143,15 @@ def test_tenant_scoped_loads_through_relationships_and_joins(ctx, lookalikes):
             select(User.email, OutboundEmail.subject)
             .join(OutboundEmail, OutboundEmail.to_address == User.email)).all()
         assert rows and {subject for _, subject in rows} == {"for acme"}
+
+
+def test_switching_tenant_inside_one_transaction_writes_to_the_new_tenant(ctx, acme, globex):
+    # A transaction begun under acme (a read), then a write under globex in the same
+    # transaction: both layers must see globex (PostgreSQL's policy checks the insert).
+    with activate(acme.info):
+        db.session.scalars(select(User)).all()
+    with activate(globex.info):
+        user = User(email="late@example.com", role="USER")
+        db.session.add(user)
+        db.session.commit()
+        assert user.tenant_id == globex.info.id

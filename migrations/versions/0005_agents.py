@@ -3,7 +3,7 @@
 Every table is tenant-scoped: row-level security on PostgreSQL, tenant_id immutable everywhere.
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0004
 Create Date: 2026-11-25 20:01:40.324200
 
 """
@@ -19,7 +19,7 @@ TENANT_TABLES = ("agent_provider_settings", "agent_quota_counters", "agents",
 
 # revision identifiers, used by Alembic.
 revision = '0005'
-down_revision = '0002'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 

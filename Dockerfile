@@ -1,0 +1,19 @@
+# Albedo: one image for the web app, the worker and the one-shot migration.
+FROM python:3.12-slim AS base
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+RUN useradd --create-home --uid 10001 albedo
+COPY pyproject.toml README.md ./
+COPY app ./app
+COPY tenants ./tenants
+COPY jobs ./jobs
+COPY wsgi.py ./
+COPY migrations ./migrations
+COPY templates ./templates
+# Editable: the app finds templates/ and migrations/ next to its packages in /app.
+RUN pip install -e .
+USER albedo
+ENV ALBEDO_ENV=production FLASK_APP=wsgi
+EXPOSE 8000
+CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4", \
+     "--access-logfile", "-", "wsgi:app"]

@@ -77,6 +77,10 @@ def main() -> None:
         finally:
             _stop(workers)
     fake.close()
+    if not os.environ.get("REDIS_URL"):
+        from app import embedded_redis
+
+        embedded_redis.stop(instance)  # the throw-away Redis this run started
     ideal = args.workers / args.latency
     print(json.dumps({
         "provider_latency_s": args.latency,

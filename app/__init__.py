@@ -163,6 +163,17 @@ def _register_features(app: Flask) -> None:
     api.register_blueprint(audit_api.blp, url_prefix="/api/v1/audit-events")
     api.register_blueprint(users_api.blp, url_prefix="/api/v1/users")
     api.register_blueprint(platform_api.blp, url_prefix="/api/v1/platform/resellers")
+    from app.agents import api as agents_api
+    from app.agents import openai_compat
+    from app.agents import views as agents_views
+
+    app.register_blueprint(agents_views.bp)
+    nav.register(app, "Agents", "agents_pages.index", roles=("RESELLER", "USER"))
+    nav.register(app, "Usage", "agents_pages.usage_page", roles=("RESELLER", "USER"))
+
+    api.register_blueprint(agents_api.agents_blp, url_prefix="/api/v1/agents")
+    api.register_blueprint(agents_api.executions_blp, url_prefix="/api/v1/executions")
+    api.register_blueprint(openai_compat.blp, url_prefix="/api/v1/openai")
 
     from app import billing
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, select, update
@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app import clock
 from app.agents import quotas, streaming, templating
-from app.agents.models import EXECUTION_STATUSES, Agent, Conversation, Execution
+from app.agents.models import EXECUTION_STATUSES, Agent, Conversation, Execution, Message
 from app.agents.provider import resolve_provider
 from app.agents.service import Caller, published_version
 from app.errors import ApiError
@@ -33,12 +33,19 @@ def _by_idempotency_key(caller: Caller, key: str) -> Execution | None:
 
 
 def _conversation(caller: Caller, agent: Agent, conversation_id: str | None,
-                  first_input: str) -> Conversation:
+                  first_input: str, history: list[tuple[str, str]]) -> Conversation:
     if conversation_id is None:
         conversation = Conversation(agent_id=agent.id, user_id=caller.user_id,
                                     title=first_input[:200])
         db.session.add(conversation)
         db.session.flush()
+        # Prior turns sent by the client (the OpenAI-compatible endpoint): stored like
+        # our own, so the engine trims them to the context window the same way.
+        start = clock.now() - timedelta(milliseconds=len(history) + 1)
+        for index, (role, content) in enumerate(history):
+            db.session.add(Message(conversation_id=conversation.id, role=role,
+                                   content=content,
+                                   created_at=start + timedelta(milliseconds=index)))
         return conversation
     try:
         key = uuid.UUID(str(conversation_id))
@@ -56,7 +63,8 @@ def _conversation(caller: Caller, agent: Agent, conversation_id: str | None,
 def start_execution(caller: Caller, agent: Agent, *, input: str,
                     variables: dict[str, Any] | None = None,
                     conversation_id: str | None = None, idempotency_key: str | None = None,
-                    source: str = "api") -> tuple[Execution, bool]:
+                    source: str = "api",
+                    history: list[tuple[str, str]] | None = None) -> tuple[Execution, bool]:
     """Validate, count against the quotas, store and enqueue; (execution, created).
 
     With an ``idempotency_key`` a retried request gets the execution the first one created.
@@ -75,7 +83,7 @@ def start_execution(caller: Caller, agent: Agent, *, input: str,
     version = published_version(agent)
     values = templating.resolve(version.variables, variables)
     resolve_provider()  # refuse now, with the how-to-configure message, rather than in a job
-    conversation = _conversation(caller, agent, conversation_id, input)
+    conversation = _conversation(caller, agent, conversation_id, input, history or [])
     quotas.reserve(caller.user_id, caller.api_key_id, caller.license_id)
     execution = Execution(
         agent_id=agent.id, version_id=version.id, version_number=version.number,

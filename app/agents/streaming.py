@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from app.redis import get_redis
@@ -19,6 +19,8 @@ from app.redis import get_redis
 STREAM_TTL_SECONDS = 24 * 3600
 CANCEL_TTL_SECONDS = 24 * 3600
 MAX_EVENTS = 20_000
+# No caching, and no buffering by a reverse proxy (nginx honours X-Accel-Buffering).
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def _stream_key(execution_id: str) -> str:
@@ -61,6 +63,20 @@ def read(execution_id: str, after: str = "0", block_ms: int | None = None,
     return events
 
 
+def in_tenant(events: Iterator[str]) -> Iterator[str]:
+    """Run a response generator in the request's tenant: the server iterates it after the
+    request's own tenant context is gone."""
+    from tenants.context import activate, current
+
+    tenant = current()
+
+    def run() -> Iterator[str]:
+        with activate(tenant):
+            yield from events
+
+    return run()
+
+
 def valid_event_id(value: str | None) -> str:
     """A Last-Event-ID we can resume from, or "0" (from the start) for anything else."""
     if not value:
@@ -70,13 +86,21 @@ def valid_event_id(value: str | None) -> str:
 
 
 def sse(execution_id: str, after: str = "0", heartbeat_seconds: float = 15.0,
-        max_seconds: float = 600.0) -> Iterator[str]:
-    """SSE lines until the ``end`` event (or ``max_seconds``: the client reconnects)."""
+        max_seconds: float = 600.0,
+        finished: Callable[[], bool] | None = None) -> Iterator[str]:
+    """SSE lines until the ``end`` event (or ``max_seconds``: the client reconnects).
+
+    ``finished`` is asked when nothing arrives: an execution that ended after its events
+    expired (or that ended without any) must not keep a client waiting forever.
+    """
     deadline = time.monotonic() + max_seconds
     yield "retry: 2000\n\n"
     while time.monotonic() < deadline:
         events = read(execution_id, after, block_ms=int(heartbeat_seconds * 1000))
         if not events:
+            if finished is not None and finished() and not read(execution_id, after):
+                yield "event: end\ndata: {}\n\n"
+                return
             yield ": heartbeat\n\n"
             continue
         for event_id, kind, data in events:

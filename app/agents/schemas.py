@@ -1,0 +1,124 @@
+"""Marshmallow schemas for the agents API (the OpenAPI document is generated from them)."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from app.agents.models import EXECUTION_STATUSES
+from app.api.pagination import CursorArgsSchema
+
+
+class VariableSchema(Schema):
+    name = fields.String(required=True)
+    type = fields.String(load_default="string",
+                         validate=validate.OneOf(["string", "integer", "number", "boolean"]))
+    default = fields.Raw(allow_none=True, load_default=None)
+    required = fields.Boolean()
+
+
+class ToolSchema(Schema):
+    type = fields.String(load_default="http", validate=validate.OneOf(["http"]))
+    name = fields.String(required=True)
+    url = fields.String(required=True)
+    description = fields.String(load_default="")
+
+
+class VersionInSchema(Schema):
+    model = fields.String(required=True, validate=validate.Length(1, 100))
+    system_prompt = fields.String(load_default="", validate=validate.Length(max=50_000))
+    variables = fields.List(fields.Nested(VariableSchema), load_default=list)
+    temperature = fields.Float(load_default=0.7, validate=validate.Range(0, 2))
+    max_output_tokens = fields.Integer(load_default=1024, validate=validate.Range(1, 128_000))
+    tools = fields.List(fields.Nested(ToolSchema), load_default=list)
+
+
+class VersionSchema(VersionInSchema):
+    id = fields.UUID(dump_only=True)
+    number = fields.Integer(dump_only=True)
+    created_at = fields.DateTime(dump_only=True)
+
+
+class AgentInSchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(1, 120))
+    slug = fields.String(load_default=None, validate=validate.Length(1, 64))
+    description = fields.String(load_default="", validate=validate.Length(max=5000))
+    version = fields.Nested(VersionInSchema, load_default=None, metadata={
+        "description": "The first version; it is published at once."})
+
+
+class AgentPatchSchema(Schema):
+    name = fields.String(validate=validate.Length(1, 120))
+    description = fields.String(validate=validate.Length(max=5000))
+    status = fields.String(validate=validate.OneOf(["active", "archived"]))
+
+
+class AgentSchema(Schema):
+    id = fields.UUID(dump_only=True)
+    name = fields.String()
+    slug = fields.String()
+    description = fields.String()
+    status = fields.String()
+    is_template = fields.Boolean()
+    owner_id = fields.UUID()
+    published_version = fields.Integer(allow_none=True)
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class PublishSchema(Schema):
+    version = fields.Integer(required=True, validate=validate.Range(min=1))
+
+
+class ExecutionInSchema(Schema):
+    input = fields.String(required=True)
+    variables = fields.Dict(keys=fields.String(), load_default=dict)
+    conversation_id = fields.UUID(load_default=None)
+
+
+class ExecutionSchema(Schema):
+    id = fields.UUID()
+    agent_id = fields.UUID()
+    version = fields.Integer(attribute="version_number")
+    model = fields.String()
+    conversation_id = fields.UUID(allow_none=True)
+    status = fields.String()
+    input = fields.String()
+    variables = fields.Dict()
+    output = fields.String()
+    error = fields.Method("_error", allow_none=True)
+    usage = fields.Method("_usage")
+    timings = fields.Method("_timings")
+    caller = fields.Method("_caller")
+    source = fields.String()
+    attempts = fields.Integer()
+    idempotency_key = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    started_at = fields.DateTime(allow_none=True)
+    first_token_at = fields.DateTime(allow_none=True)
+    finished_at = fields.DateTime(allow_none=True)
+
+    def _error(self, execution):
+        if not execution.error_code:
+            return None
+        return {"code": execution.error_code, "message": execution.error_message}
+
+    def _usage(self, execution):
+        return {"prompt_tokens": execution.prompt_tokens,
+                "completion_tokens": execution.completion_tokens,
+                "total_tokens": execution.prompt_tokens + execution.completion_tokens,
+                "cost_micros": execution.cost_micros, "currency": execution.currency}
+
+    def _timings(self, execution):
+        return {"queue_wait_ms": execution.queue_wait_ms, "run_ms": execution.run_ms}
+
+    def _caller(self, execution):
+        return {"user_id": str(execution.caller_user_id),
+                "api_key_id": str(execution.api_key_id) if execution.api_key_id else None,
+                "license_id": str(execution.license_id) if execution.license_id else None}
+
+
+class ExecutionListArgsSchema(CursorArgsSchema):
+    agent_id = fields.UUID(load_default=None)
+    status = fields.String(load_default=None, validate=validate.OneOf(EXECUTION_STATUSES))
+    since = fields.AwareDateTime(load_default=None, default_timezone=None)
+    until = fields.AwareDateTime(load_default=None, default_timezone=None)

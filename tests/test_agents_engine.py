@@ -168,14 +168,16 @@ def test_cancel_a_running_execution_stops_it_at_the_next_chunk(make_agents_app, 
 
     worker = threading.Thread(target=work)
     worker.start()
-    assert fake.stalled.wait(10)
+    # Generous deadlines: on a loaded 2-core machine a thread can wait seconds for the CPU.
+    assert fake.stalled.wait(60)
     with application.app_context(), activate(acme.info):
         caller = Caller(ann, "USER")
         running = executions.get_execution(caller, execution_id)
         assert running.status == "running"
         executions.cancel(caller, running)
     fake.release.set()
-    worker.join(10)
+    worker.join(60)
+    assert not worker.is_alive()
     done = _load(application, acme, execution_id)
     assert (done.status, done.output) == ("cancelled", "a")
 

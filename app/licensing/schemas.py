@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from app.api.pagination import CursorArgsSchema
+
 
 class ValidateRequestSchema(Schema):
     key = fields.String(required=True, validate=validate.Length(min=1, max=256),
@@ -122,9 +124,7 @@ class LicenseCreateSchema(Schema):
     expires_at = fields.AwareDateTime(load_default=None, allow_none=True)
 
 
-class LicenseSearchSchema(Schema):
-    cursor = fields.String(load_default=None)
-    limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
+class LicenseSearchSchema(CursorArgsSchema):
     q = fields.String(load_default=None, metadata={
         "description": "Matches name, customer email, the exact key or the license id."})
     status = fields.String(load_default=None,

@@ -1,5 +1,8 @@
 # Albedo: the two commands a newcomer needs are `make run` and `make test`.
-PYTHON ?= $(shell command -v python3.12 || command -v python3.11 || command -v python3)
+# The first interpreter that actually runs and is 3.11+ (a pyenv shim may exist but not run).
+PYTHON ?= $(shell for p in python3.12 python3.11 python3; do \
+	  $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; \
+	done)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
@@ -8,6 +11,7 @@ export FLASK_APP := wsgi
 .PHONY: run test lint stop worker migrate bench clean
 
 $(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Albedo needs Python 3.11 or 3.12 (python3.12, python3.11 or python3)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -15,7 +19,7 @@ $(STAMP): pyproject.toml
 
 ## run: install, migrate, seed the demo, start a worker and serve http://localhost:5000
 run: $(STAMP)
-	$(BIN)/flask albedo dev --port $${PORT:-5000}
+	ALBEDO_PUBLIC_PORT=$${PORT:-5000} $(BIN)/flask albedo dev --port $${PORT:-5000}
 
 ## test: install dev dependencies and run the whole suite
 test: $(STAMP)

@@ -197,6 +197,26 @@ def _offline_verification(key: str, jwks: dict, rounds: int = 2000) -> float:
     return (time.perf_counter() - start) / rounds * 1e6
 
 
+def _stop_embedded_redis(instance: str) -> None:
+    """Stop the throw-away Redis the seeding started, and wait for it: Redis refuses to exit
+    while its final save fails, which it would if the folder vanished first."""
+    pidfile = Path(instance) / "redis.pid"
+    if os.environ.get("REDIS_URL") or not pidfile.exists():
+        return
+    pid = int(pidfile.read_text().strip())
+    sys.path.insert(0, str(ROOT))
+    from app import embedded_redis
+
+    embedded_redis.stop(instance)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -241,11 +261,7 @@ def main() -> int:
                 server.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 server.kill()
-        if not os.environ.get("REDIS_URL"):
-            sys.path.insert(0, str(ROOT))
-            from app import embedded_redis
-
-            embedded_redis.stop(instance)
+        _stop_embedded_redis(instance)
         shutil.rmtree(instance, ignore_errors=True)
     return 0
 

@@ -135,7 +135,9 @@ def _register_features(app: Flask) -> None:
     from app.auth import views as auth_views
     from app.email import views as email_views
     from app.health import bp as health_bp
+    from app.licensing import api as licensing_api
     from app.licensing import public_api as licensing_public
+    from app.licensing import views as licensing_views
     from app.web import nav
     from app.web import views as web_views
     from tenants import api as tenants_api
@@ -193,3 +195,9 @@ def _register_features(app: Flask) -> None:
     app.register_blueprint(licensing_public.wellknown_bp)
     api.register_blueprint(licensing_public.validate_blp, url_prefix="/api/v1/licenses")
     api.register_blueprint(licensing_public.machines_blp, url_prefix="/api/v1/machines")
+    api.register_blueprint(licensing_api.products_blp, url_prefix="/api/v1/products")
+    api.register_blueprint(licensing_api.policies_blp, url_prefix="/api/v1/policies")
+    api.register_blueprint(licensing_api.licenses_blp, url_prefix="/api/v1/licenses")
+    app.register_blueprint(licensing_views.bp)
+    app.register_blueprint(licensing_views.customer_bp)
+    licensing_views.register_nav(app)

@@ -264,3 +264,49 @@ def test_validations_are_counted_off_the_hot_path(app, acme, globex, redis_clien
         enqueue("licensing.flush_validations", tenant_id=acme.info.id)
     run_worker(app, ["default"], burst=True, simple=True)
     assert counts(acme, a.id)[::2] == (3, 4)
+
+
+def test_validation_is_rate_limited_per_key_and_per_ip_and_429s_are_signed(
+        migrated, make_tenant, owner_engine):
+    from app import create_app
+    from tests.conftest import _empty_tables, host_client
+
+    _empty_tables(owner_engine)
+    app = create_app(migrated.with_overrides(extra={
+        **migrated.extra, "ALBEDO_RATE_LIMIT_LICENSE_KEY": "3/minute",
+        "ALBEDO_RATE_LIMIT_LICENSE_IP": "5/minute"}))
+    with app.app_context():
+        from app.redis import get_redis
+
+        get_redis().flushdb()
+    from app.extensions import db
+    from app.licensing import service
+    from tenants.context import activate
+    from tenants.service import create_tenant, info_for
+
+    with app.app_context():
+        info = info_for(create_tenant("acme", "Acme"))
+        db.session.commit()
+    with app.app_context(), activate(info):
+        product = service.create_product("Pro", "pro")
+        policy = service.create_policy(product, service.PolicyInput(name="p"))
+        keys = [service.issue_license(policy).key for _ in range(3)]
+        db.session.commit()
+    client = host_client(app, info.primary_host)
+    codes = [client.post(VALIDATE, json={"key": keys[0]}).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]  # per key
+    # The refused request did not use the IP's budget: two more pass, then a fresh key is
+    # refused because the IP has used its five.
+    assert [client.post(VALIDATE, json={"key": keys[1]}).status_code for _ in range(2)] == [
+        200, 200]
+    limited = client.post(VALIDATE, json={"key": keys[2]})
+    assert limited.status_code == 429
+    assert limited.get_json()["error"]["code"] == "rate_limited"
+    jwks = client.get("/.well-known/albedo/license-keys.json").get_json()
+    verifier = load_verifier()
+    verifier.verify_response(method="POST", path=VALIDATE, host=info.primary_host,
+                             headers=dict(limited.headers), body=limited.get_data(),
+                             jwks=jwks)
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()

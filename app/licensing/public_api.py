@@ -6,6 +6,7 @@ Machine endpoints authenticate with the license key itself (``Authorization: Lic
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import timedelta
 
@@ -15,6 +16,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from app import clock
+from app.api.limits import client_ip, limiter
 from app.errors import ApiError
 from app.extensions import db
 from app.licensing import counters, machines, signing
@@ -62,8 +64,35 @@ def _client_ip() -> str | None:
     return request.remote_addr
 
 
+# Validation has its own budgets instead of the API defaults: per key (one leaked key cannot
+# hammer the endpoint) and per IP (one host cannot probe many keys). Configurable with
+# ALBEDO_RATE_LIMIT_LICENSE_KEY and ALBEDO_RATE_LIMIT_LICENSE_IP.
+_LIMIT_DEFAULTS = {"KEY": "120/minute", "IP": "600/minute"}
+
+
+def _validation_limit(name: str) -> str:
+    from flask import current_app
+
+    extra = current_app.extensions["albedo.settings"].extra
+    return extra.get(f"ALBEDO_RATE_LIMIT_LICENSE_{name}", _LIMIT_DEFAULTS[name])
+
+
+def _key_bucket() -> str:
+    body = request.get_json(silent=True)
+    key = body.get("key") if isinstance(body, dict) else None
+    normalised = str(key or "").strip().upper().replace("-", "").replace(" ", "")
+    # A hash: keys do not sit in Redis in clear.
+    return hashlib.sha256(normalised.encode()).hexdigest()[:32]
+
+
 @validate_blp.route("/validate")
 class Validate(MethodView):
+    decorators = [
+        limiter.limit(lambda: _validation_limit("KEY"), key_func=_key_bucket,
+                      scope="license-key"),
+        limiter.limit(lambda: _validation_limit("IP"), key_func=client_ip, scope="license-ip"),
+    ]
+
     @validate_blp.arguments(ValidateRequestSchema)
     @validate_blp.response(200, ValidateAnswerSchema)
     def post(self, body: dict):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from app.api.pagination import CursorArgsSchema
+
 
 class ValidateRequestSchema(Schema):
     key = fields.String(required=True, validate=validate.Length(min=1, max=256),
@@ -61,3 +63,107 @@ class ExecutionsAnswerSchema(Schema):
     used = fields.Integer()
     limit = fields.Integer(allow_none=True)
     period_seconds = fields.Integer()
+
+
+# --- management API (resellers; customers read their own licenses) -----------------------
+
+class ProductSchema(Schema):
+    id = fields.UUID(dump_only=True)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=120))
+    code = fields.String(required=True, validate=validate.Length(min=1, max=64),
+                         metadata={"description": "The `product` scope agents validate with."})
+    agent_ids = fields.List(fields.String(), load_default=list)
+    entitlements = fields.List(fields.String(validate=validate.Length(max=64)),
+                               load_default=list)
+    created_at = fields.DateTime(dump_only=True)
+
+
+class PolicySchema(Schema):
+    id = fields.UUID(dump_only=True)
+    product_id = fields.UUID(required=True)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=120))
+    duration_days = fields.Integer(load_default=None, allow_none=True)
+    expiry_strategy = fields.String(load_default="restrict",
+                                    validate=validate.OneOf(["restrict", "allow"]))
+    grace_period_seconds = fields.Integer(load_default=0)
+    max_machines = fields.Integer(load_default=None, allow_none=True)
+    floating = fields.Boolean(load_default=False)
+    heartbeat_interval_seconds = fields.Integer(load_default=None, allow_none=True)
+    max_executions_per_period = fields.Integer(load_default=None, allow_none=True)
+    execution_period_seconds = fields.Integer(load_default=30 * 24 * 3600)
+    fingerprint_required = fields.Boolean(load_default=False)
+    created_at = fields.DateTime(dump_only=True)
+
+
+class PolicyUpdateSchema(PolicySchema):
+    class Meta:
+        exclude = ("product_id",)
+
+
+class LicenseSchema(Schema):
+    id = fields.UUID()
+    key = fields.String()
+    kid = fields.String()
+    name = fields.String()
+    status = fields.String()
+    product_id = fields.UUID()
+    policy_id = fields.UUID()
+    expires_at = fields.DateTime(allow_none=True)
+    customer_email = fields.String(allow_none=True)
+    owner_id = fields.UUID(allow_none=True)
+    validation_count = fields.Integer()
+    last_validated_at = fields.DateTime(allow_none=True)
+    created_at = fields.DateTime()
+
+
+class LicenseCreateSchema(Schema):
+    policy_id = fields.UUID(required=True)
+    name = fields.String(load_default="", validate=validate.Length(max=120))
+    customer_email = fields.Email(load_default=None, allow_none=True)
+    owner_id = fields.UUID(load_default=None, allow_none=True)
+    expires_at = fields.AwareDateTime(load_default=None, allow_none=True)
+
+
+class LicenseSearchSchema(CursorArgsSchema):
+    q = fields.String(load_default=None, metadata={
+        "description": "Matches name, customer email, the exact key or the license id."})
+    status = fields.String(load_default=None,
+                           validate=validate.OneOf(["active", "suspended", "revoked"]))
+    product_id = fields.UUID(load_default=None)
+
+
+class ExtendSchema(Schema):
+    expires_at = fields.AwareDateTime(required=True, allow_none=True, metadata={
+        "description": "The new expiry; null makes the license perpetual."})
+
+
+class AttachSchema(Schema):
+    customer_email = fields.Email(required=True, allow_none=True)
+
+
+class BulkIssueCreateSchema(Schema):
+    policy_id = fields.UUID(required=True)
+    count = fields.Integer(required=True, validate=validate.Range(1, 10_000))
+    name_prefix = fields.String(load_default="", validate=validate.Length(max=80))
+
+
+class BulkIssueSchema(Schema):
+    id = fields.UUID()
+    policy_id = fields.UUID()
+    requested = fields.Integer()
+    issued = fields.Integer()
+    status = fields.String()
+    progress = fields.Float()
+    error = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    finished_at = fields.DateTime(allow_none=True)
+    csv_url = fields.String(allow_none=True)
+
+
+class ValidationRecordSchema(Schema):
+    id = fields.UUID()
+    license_id = fields.UUID(allow_none=True)
+    code = fields.String()
+    fingerprint = fields.String(allow_none=True)
+    ip = fields.String(allow_none=True)
+    validated_at = fields.DateTime()

@@ -209,15 +209,19 @@ def attach_customer(license_: License, email: str | None) -> License:
     return license_
 
 
-def claim_for_user(user_id: uuid.UUID, email: str) -> int:
-    """Give a new account the licenses sold to its email before it existed."""
-    rows = db.session.scalars(select(License).where(
-        License.customer_email == email.strip().lower(), License.owner_id.is_(None)))
-    count = 0
+def claim_pending(user) -> int:
+    """Give a customer the licenses sold to its email before its account existed.
+
+    Only for a verified email: otherwise signing up with someone else's address would
+    collect their licenses. Called when the customer lists its licenses (page or API).
+    """
+    if user.email_verified_at is None:
+        return 0
+    rows = list(db.session.scalars(select(License).where(
+        License.customer_email == user.email.strip().lower(), License.owner_id.is_(None))))
     for license_ in rows:
-        license_.owner_id = user_id
-        count += 1
-    return count
+        license_.owner_id = user.id
+    return len(rows)
 
 
 def search_licenses(query: str | None = None, status: str | None = None,

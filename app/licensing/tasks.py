@@ -45,3 +45,22 @@ def flush_validations() -> dict[str, int]:
     db.session.commit()
     counters.forget_batch(tenant_id, batch_id)
     return {"licenses": len(licenses), "log_entries": len(entries)}
+
+
+@task("licensing.bulk_issue", retry_intervals=(10, 60, 300), timeout=1800)
+def bulk_issue(bulk_id: str) -> dict[str, int]:
+    """Issue a bulk request's licenses; on a final failure the row says why."""
+    from app.licensing import bulk
+
+    try:
+        row = bulk.run(uuid.UUID(bulk_id))
+    except Exception as exc:
+        db.session.rollback()
+        job = get_current_job()
+        if job is None or not job.retries_left:
+            row = bulk.get(uuid.UUID(bulk_id))
+            row.status = "failed"
+            row.error = str(exc)[:2000]
+            db.session.commit()
+        raise
+    return {"issued": row.issued}

@@ -1,7 +1,7 @@
 """integrations: stored events, webhook endpoints, deliveries and attempts, REST hooks
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-11-25 20:01:52.260774
 
 """
@@ -13,7 +13,7 @@ from tenants.migration_ops import isolate_tenant_table, release_tenant_table
 
 # revision identifiers, used by Alembic.
 revision = '0004'
-down_revision = '0002'  # the lead re-chains at merge
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 

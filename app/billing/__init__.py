@@ -1,0 +1,15 @@
+"""Billing: plans and limits, Stripe Checkout and subscriptions, webhooks, invoices, Connect."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    """Register the blueprints; refuse to start with an invalid STRIPE_* configuration."""
+    from app.billing import api
+    from app.billing.config import StripeConfig
+    from app.extensions import api as smorest_api
+
+    StripeConfig.from_extra(dict(app.extensions["albedo.settings"].extra))
+    smorest_api.register_blueprint(api.blp, url_prefix="/api/v1/billing")

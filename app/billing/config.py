@@ -1,0 +1,79 @@
+"""Stripe configuration, read from ``settings.extra`` (STRIPE_* variables) and validated.
+
+Billing is optional: with no STRIPE_SECRET_KEY every account is on the free plan and the
+billing endpoints answer ``409 billing_not_configured`` (a 4xx: the request cannot succeed
+until an operator configures Stripe, and retrying will not help); they never fake success.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from flask import current_app
+
+from app.errors import ApiError
+
+
+class BillingConfigError(ValueError):
+    """STRIPE_* variables are present but describe a configuration that cannot work."""
+
+
+@dataclass(frozen=True)
+class StripeConfig:
+    secret_key: str
+    # Newest first; every one is accepted so a secret can be rolled without losing events.
+    webhook_secrets: tuple[str, ...]
+    # Only set for tests and local stand-ins; the client's default is api.stripe.com.
+    api_base: str | None
+    # The platform's cut of a reseller's customer payments (Connect application fee).
+    application_fee_percent: Decimal
+    max_network_retries: int = 2
+
+    @classmethod
+    def from_extra(cls, extra: dict[str, str]) -> StripeConfig | None:
+        secret_key = (extra.get("STRIPE_SECRET_KEY") or "").strip()
+        if not secret_key:
+            return None
+        problems: list[str] = []
+        if not secret_key.startswith(("sk_", "rk_")):
+            problems.append("STRIPE_SECRET_KEY must be a secret key (sk_… or rk_…)")
+        secrets = tuple(s.strip() for s in (extra.get("STRIPE_WEBHOOK_SECRETS") or "").split(",")
+                        if s.strip())
+        for secret in secrets:
+            if not secret.startswith("whsec_"):
+                problems.append("STRIPE_WEBHOOK_SECRETS entries must start with whsec_")
+                break
+        raw_fee = (extra.get("STRIPE_APPLICATION_FEE_PERCENT") or "0").strip()
+        try:
+            fee = Decimal(raw_fee)
+        except InvalidOperation:
+            fee = Decimal(-1)
+        if not (Decimal(0) <= fee <= Decimal(100)):
+            problems.append("STRIPE_APPLICATION_FEE_PERCENT must be a number from 0 to 100")
+        api_base = (extra.get("STRIPE_API_BASE") or "").strip().rstrip("/") or None
+        if api_base and not api_base.startswith(("http://", "https://")):
+            problems.append("STRIPE_API_BASE must be an http(s) URL")
+        if problems:
+            raise BillingConfigError("; ".join(problems))
+        return cls(secret_key=secret_key, webhook_secrets=secrets, api_base=api_base,
+                   application_fee_percent=fee)
+
+
+def stripe_config() -> StripeConfig | None:
+    """The validated Stripe configuration of this app, or None when billing is off."""
+    cache = current_app.extensions.setdefault("albedo.billing", {})
+    if "config" not in cache:
+        settings = current_app.extensions["albedo.settings"]
+        cache["config"] = StripeConfig.from_extra(dict(settings.extra))
+    return cache["config"]
+
+
+def require_stripe() -> StripeConfig:
+    """The configuration, or the clear 409 every billing endpoint answers without it."""
+    config = stripe_config()
+    if config is None:
+        raise ApiError(409, "billing_not_configured",
+                       "Billing is not configured on this platform: set STRIPE_SECRET_KEY "
+                       "and STRIPE_WEBHOOK_SECRETS.")
+    return config

@@ -281,3 +281,29 @@ def test_two_tenants_never_see_or_affect_each_others_endpoints(
             get_endpoint(acme_team, acme_ep)
     with hooks_app.app_context(), activate(acme.info):
         assert len(db.session.scalars(deliveries_query(acme_team)).all()) == 2
+
+
+def test_a_delivery_left_sending_by_a_dead_worker_is_retaken_after_its_lease(
+        hooks_app, acme, acme_team, receiver):
+    clock = ControlledClock()
+    _endpoint(hooks_app, acme, acme_team, receiver.url())
+    with hooks_app.app_context(), activate(acme.info):
+        emit("license.created", LICENSE)
+        db.session.commit()
+        from app.integrations.delivery import claim
+
+        # A worker claims the attempt, then dies before sending (its job is gone too).
+        delivery_id = db.session.scalars(select(WebhookDelivery.id)).one()
+        assert claim(delivery_id) is not None
+        assert claim(delivery_id) is None  # nobody else takes it while the lease runs
+    from app.redis import get_redis
+
+    with hooks_app.app_context():
+        get_redis().flushdb()
+    assert sweep_and_drain(hooks_app) == 0
+    clock.advance(seconds=61)
+    assert sweep_and_drain(hooks_app) == 1
+    assert len(receiver.requests) == 1
+    with hooks_app.app_context(), activate(acme.info):
+        delivery = db.session.get(WebhookDelivery, delivery_id)
+        assert (delivery.status, delivery.attempt_count) == ("succeeded", 2)

@@ -118,6 +118,9 @@ def attempt(delivery_id: uuid.UUID) -> str:
     record = WebhookAttempt(delivery_id=delivery.id, number=delivery.attempt_count,
                             started_at=started)
     db.session.add(record)
+    # Commit before the network call: no transaction (or pooled connection) is held open
+    # for up to 15 s, and the log shows the attempt as under way meanwhile.
+    db.session.commit()
     try:
         response = safe_request("POST", delivery.url, content=body, headers=headers,
                                 timeout=TIMEOUT_SECONDS, max_bytes=EXCERPT_BYTES)

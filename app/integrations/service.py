@@ -214,11 +214,13 @@ def replay(delivery: WebhookDelivery) -> WebhookDelivery:
     if delivery.status in ("pending", "sending"):
         raise ApiError(409, "delivery_in_progress",
                        "This delivery is still being attempted; wait for it to finish.")
-    if delivery.endpoint_id is None:
+    if delivery.endpoint_id is None and (
+            delivery.hook_id is None or db.session.get(RestHook, delivery.hook_id) is None):
         raise ApiError(409, "receiver_gone", "The subscription this went to no longer exists.")
-    endpoint = db.session.get(WebhookEndpoint, delivery.endpoint_id)
-    if endpoint is None or not endpoint.enabled:
-        raise ApiError(409, "endpoint_disabled", "Enable the endpoint before replaying.")
+    if delivery.endpoint_id is not None:
+        endpoint = db.session.get(WebhookEndpoint, delivery.endpoint_id)
+        if endpoint is None or not endpoint.enabled:
+            raise ApiError(409, "endpoint_disabled", "Enable the endpoint before replaying.")
     delivery.status, delivery.run_attempts = "pending", 0
     delivery.next_attempt_at, delivery.last_error = clock.now(), None
     db.session.flush()

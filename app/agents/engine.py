@@ -200,6 +200,26 @@ def claim(execution_id: uuid.UUID) -> bool:
     return result.rowcount == 1
 
 
+def _emit_outcome(execution: Execution) -> None:
+    """execution.succeeded / execution.failed for webhooks and Zapier, in the same commit."""
+    if execution.status not in ("succeeded", "failed", "timed_out"):
+        return  # a cancellation is the caller's own doing: no event
+    from app.integrations.events import emit
+
+    data: dict[str, Any] = {
+        "execution_id": str(execution.id), "agent_id": str(execution.agent_id),
+        "user_id": str(execution.caller_user_id), "status": execution.status,
+        "started_at": execution.started_at, "finished_at": execution.finished_at,
+        "tokens": execution.prompt_tokens + execution.completion_tokens}
+    if execution.status == "succeeded":
+        emit("execution.succeeded", {**data, "output": execution.output},
+             owner_user_id=execution.caller_user_id)
+    else:
+        emit("execution.failed", {**data, "error": {"code": execution.error_code,
+                                                     "message": execution.error_message}},
+             owner_user_id=execution.caller_user_id)
+
+
 def finish(execution: Execution, status: str, *, output: str | None = None,
            code: str | None = None, message: str | None = None,
            progress: Progress | None = None) -> None:
@@ -222,6 +242,7 @@ def finish(execution: Execution, status: str, *, output: str | None = None,
                     role="user", content=execution.input, created_at=execution.created_at),
             Message(conversation_id=execution.conversation_id, execution_id=execution.id,
                     role="assistant", content=execution.output, created_at=now)])
+    _emit_outcome(execution)
     db.session.commit()
     payload: dict[str, Any] = {"status": status}
     if code:

@@ -27,9 +27,14 @@ from tenants.context import current_id
 def monthly_execution_limit(user_id: uuid.UUID) -> int | None:
     """Executions per month for the customer's plan (None: unlimited).
 
-    The billing feature will supply plan limits; until it is wired this is the free plan's
-    default (ALBEDO_FREE_PLAN_MONTHLY_EXECUTIONS).
+    The plan is billing's answer (a subscription, or the tenant's default plan); a customer
+    on no plan at all gets the built-in free allowance, ALBEDO_FREE_PLAN_MONTHLY_EXECUTIONS.
     """
+    from app.billing.limits import limits_of, plan_for
+
+    plan = plan_for(user_id)
+    if plan is not None:
+        return limits_of(plan).executions_per_month
     return agents_config().free_plan_monthly_executions
 
 

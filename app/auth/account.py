@@ -138,8 +138,17 @@ def sign_up(email: str, password: str, name: str = "") -> SignUpResult:
     user = create_user(email, password, role="USER", name=name)
     audit.record("sign_up", actor_user_id=user.id, actor_label=user.email, target_type="user",
                  target_id=user.id)
+    customer_created(user)
     send_verification(user)
     return SignUpResult(user)
+
+
+def customer_created(user: User) -> None:
+    """customer.created for the reseller's webhooks and Zapier (sign-up and OAuth alike)."""
+    from app.integrations.events import emit
+
+    emit("customer.created", {"user_id": str(user.id), "email": user.email, "name": user.name},
+         owner_user_id=user.id)
 
 
 def verification_token(user: User) -> str:

@@ -258,6 +258,9 @@ def sign_in_with(profile: ProviderProfile) -> User:
                                verified=True)
             audit.record("sign_up", actor_user_id=user.id, actor_label=user.email,
                          target_type="user", target_id=user.id, via=profile.provider)
+            from app.auth.account import customer_created
+
+            customer_created(user)
             _link(user, profile)
         else:
             raise AccountError("no_account", "There is no account with this email here.", 403)

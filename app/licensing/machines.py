@@ -87,6 +87,11 @@ def activate(license_: License, fingerprint: str, name: str = "",
                       ip=ip, last_heartbeat_at=now)
     db.session.add(machine)
     db.session.flush()
+    from app.integrations.events import emit
+
+    emit("machine.activated", {"machine_id": str(machine.id), "license_id": str(license_.id),
+                               "fingerprint": fingerprint, "name": machine.name},
+         owner_user_id=license_.owner_id)
     return machine, True
 
 

@@ -131,6 +131,16 @@ def _sign(license_: License, key: signing.LoadedKey | None = None) -> None:
     license_.kid = key.kid
 
 
+def _emit(event: str, license_: License) -> None:
+    from app.integrations.events import emit
+
+    emit(event, {"license_id": str(license_.id), "key_prefix": current().license_key_prefix,
+                 "product_id": str(license_.product_id),
+                 "user_id": str(license_.owner_id) if license_.owner_id else None,
+                 "customer_email": license_.customer_email, "status": license_.status,
+                 "expires_at": license_.expires_at}, owner_user_id=license_.owner_id)
+
+
 def issue_license(policy: Policy, *, name: str = "", customer_email: str | None = None,
                   owner_id: uuid.UUID | None = None, expires_at: datetime | None = None,
                   bulk_issue_id: uuid.UUID | None = None,
@@ -147,6 +157,9 @@ def issue_license(policy: Policy, *, name: str = "", customer_email: str | None 
                        bulk_issue_id=bulk_issue_id)
     _sign(license_, key)
     db.session.add(license_)
+    if bulk_issue_id is None:
+        # One event per license sold; a bulk run of thousands is one batch, not a flood.
+        _emit("license.created", license_)
     return license_
 
 
@@ -162,6 +175,7 @@ def suspend(license_: License) -> License:
         raise ApiError(409, "license_revoked", "A revoked license cannot be suspended.")
     license_.status = "suspended"
     license_.suspended_at = clock.now()
+    _emit("license.suspended", license_)
     return license_
 
 
@@ -175,8 +189,10 @@ def reinstate(license_: License) -> License:
 
 def revoke(license_: License) -> License:
     """Final: a revoked license never validates again."""
-    license_.status = "revoked"
-    license_.revoked_at = license_.revoked_at or clock.now()
+    if license_.status != "revoked":
+        license_.status = "revoked"
+        license_.revoked_at = clock.now()
+        _emit("license.revoked", license_)
     return license_
 
 

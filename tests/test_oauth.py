@@ -329,3 +329,27 @@ def test_a_mistyped_endpoint_override_fails_at_start_with_its_name(migrated):
     with pytest.raises(OAuthConfigError, match="OAUTH_GITHUB_API_BASE"):
         create_app(migrated.with_overrides(
             extra={**migrated.extra, "OAUTH_GITHUB_API_BASE": "api.github.com"}))
+
+
+def test_two_callbacks_racing_to_create_one_account_both_sign_in(oauth_app, provider, acme,
+                                                                 make_user, monkeypatch):
+    """The loser of the race sees no account at lookup, then collides on insert."""
+    from app.auth import oauth
+
+    app = oauth_app
+    enable(app, provider, acme, "google")
+    real_find = oauth.find_by_email
+    calls = {"n": 0}
+
+    def find_after_the_winner_committed(email):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            # The other callback creates the account right after our lookup said "none".
+            make_user(acme, email, name="Winner")
+            return None
+        return real_find(email)
+
+    monkeypatch.setattr(oauth, "find_by_email", find_after_the_winner_committed)
+    response, _ = sign_in(acme, "google")
+    assert response.status_code == 302, response.get_data(as_text=True)[:300]
+    assert user_row(app, acme, "ann@mail.example").name == "Winner"

@@ -15,6 +15,7 @@ import requests
 from authlib.integrations.base_client import OAuthError
 from flask import Blueprint, abort, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user
+from sqlalchemy.exc import IntegrityError
 
 from app.auth import oauth
 from app.auth.account import AccountError, signup_open
@@ -109,13 +110,29 @@ def callback(provider: str):
             oauth.link_to(current_user, profile)
             db.session.commit()
             return redirect(url_for("account.settings", sent="linked"))
-        user = oauth.sign_in_with(profile)
+        user = _sign_in_once_more_if_raced(profile)
     except AccountError as exc:
         db.session.rollback()
         return _problem(exc.message, exc.status)
-    db.session.commit()
     login_user(user)
     return redirect(url_for("web.home"))
+
+
+def _sign_in_once_more_if_raced(profile: oauth.ProviderProfile):
+    """Two callbacks for one new account (a double click, two tabs) race to create it: the
+    loser's insert collides with the winner's. Its second try finds the account and signs
+    in to it, instead of answering a 500."""
+    for attempt in (1, 2):
+        try:
+            user = oauth.sign_in_with(profile)
+            db.session.commit()
+            return user
+        except (IntegrityError, UserValidationError):
+            db.session.rollback()
+            if attempt == 2:
+                raise AccountError("try_again", "Signing in collided with another attempt; "
+                                                "try again.", 409) from None
+    raise AssertionError("unreachable")
 
 
 @bp.post("/account/oauth/<uuid:identity_id>/unlink")

@@ -7,18 +7,11 @@ import itertools
 import pytest
 
 from tests import billing_support
-from tests.billing_support import add_plan, connect, dispose, post_event, stripe_app
+from tests.billing_support import add_plan, connect, post_event
 
 # Shared fixture (pytest finds fixtures by module attribute).
 fake_stripe = billing_support.fake_stripe
-
-
-@pytest.fixture
-def app(app, migrated, fake_stripe):
-    """This module's tenants, clients and API keys all live in the Stripe-configured app."""
-    application = stripe_app(migrated, fake_stripe)
-    yield application
-    dispose(application)
+app = billing_support.app
 
 
 @pytest.fixture

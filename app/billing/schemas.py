@@ -12,31 +12,30 @@ class WebhookAckSchema(Schema):
                             metadata={"description": "processed, duplicate or ignored_…"})
 
 
-class PlanSchema(Schema):
+class _LimitFields(Schema):
+    """Quotas; null means unlimited."""
+
+    executions_per_month = fields.Integer(allow_none=True)
+    agents = fields.Integer(allow_none=True)
+    customers = fields.Integer(allow_none=True)
+    licenses = fields.Integer(allow_none=True)
+    api_keys = fields.Integer(allow_none=True)
+    features = fields.List(fields.String(), required=True)
+
+
+class PlanSchema(_LimitFields):
     id = fields.UUID(required=True)
     code = fields.String(required=True)
     name = fields.String(required=True)
     interval = fields.String(required=True)
     amount_minor = fields.Integer(required=True, metadata={"description": "Minor units."})
     currency = fields.String(required=True)
-    executions_per_month = fields.Integer(allow_none=True)
-    agents = fields.Integer(allow_none=True)
-    customers = fields.Integer(allow_none=True)
-    licenses = fields.Integer(allow_none=True)
-    api_keys = fields.Integer(allow_none=True)
-    features = fields.List(fields.String(), required=True)
     is_default = fields.Boolean(required=True)
 
 
-class LimitsSchema(Schema):
+class LimitsSchema(_LimitFields):
     plan_id = fields.UUID(allow_none=True)
     plan_name = fields.String(required=True)
-    executions_per_month = fields.Integer(allow_none=True)
-    agents = fields.Integer(allow_none=True)
-    customers = fields.Integer(allow_none=True)
-    licenses = fields.Integer(allow_none=True)
-    api_keys = fields.Integer(allow_none=True)
-    features = fields.List(fields.String(), required=True)
 
 
 class SubscriptionSchema(Schema):

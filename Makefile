@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 
 ## run: install, migrate, seed the demo, start a worker and serve http://localhost:5000
 run: $(STAMP)
-	$(BIN)/flask albedo dev --port $${PORT:-5000}
+	ALBEDO_PUBLIC_PORT=$${PORT:-5000} $(BIN)/flask albedo dev --port $${PORT:-5000}
 
 ## test: install dev dependencies and run the whole suite
 test: $(STAMP)

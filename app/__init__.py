@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         OPENAPI_JSON_PATH="v1/openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
         OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
-        RATELIMIT_STRATEGY="moving-window",
+        RATELIMIT_STRATEGY="sliding-window-counter",
         RATELIMIT_HEADERS_ENABLED=True,
         RATELIMIT_SWALLOW_ERRORS=True,
         RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
@@ -122,11 +122,12 @@ def _register_features(app: Flask) -> None:
                 "/api/"):
             csrf.protect()
 
+    from app.auth import account_views, audit_api, audit_views, key_views, oauth, oauth_views
     from app.auth import api as auth_api
-    from app.auth import audit_api, audit_views, key_views
     from app.auth import views as auth_views
     from app.email import views as email_views
     from app.health import bp as health_bp
+    from app.licensing import public_api as licensing_public
     from app.web import nav
     from app.web import views as web_views
     from tenants import api as tenants_api
@@ -137,6 +138,9 @@ def _register_features(app: Flask) -> None:
     app.register_blueprint(health_bp)
     app.register_blueprint(web_views.bp)
     app.register_blueprint(auth_views.bp)
+    app.register_blueprint(account_views.bp)
+    app.register_blueprint(oauth_views.bp)
+    oauth.init_app(app)
     app.register_blueprint(email_views.bp)
     app.register_blueprint(key_views.bp)
     app.register_blueprint(audit_views.bp)
@@ -152,3 +156,18 @@ def _register_features(app: Flask) -> None:
     from app import billing
 
     billing.init_app(app)
+
+    from app.integrations import api as integrations_api
+    from app.integrations import views as integrations_views
+    from app.integrations.cli import webhooks_cli
+
+    app.register_blueprint(integrations_views.bp)
+    nav.register(app, "Integrations", "integrations.endpoints")
+    api.register_blueprint(integrations_api.blp, url_prefix="/api/v1/webhooks")
+    api.register_blueprint(integrations_api.hooks_blp, url_prefix="/api/v1/hooks")
+
+    app.cli.add_command(webhooks_cli)
+
+    app.register_blueprint(licensing_public.wellknown_bp)
+    api.register_blueprint(licensing_public.validate_blp, url_prefix="/api/v1/licenses")
+    api.register_blueprint(licensing_public.machines_blp, url_prefix="/api/v1/machines")

@@ -16,6 +16,12 @@ from app.extensions import db
 
 albedo_cli = AppGroup("albedo", help="Albedo operations: tenants, users, demo data, workers.")
 
+
+def _register_feature_commands() -> None:
+    from app.licensing.cli import register as register_licensing
+
+    register_licensing(albedo_cli)
+
 DEMO = {
     "admin": ("admin@example.com", "albedo-admin-demo", "Platform Admin"),
     "reseller": ("owner@acme.example", "acme-owner-demo", "Acme Owner"),
@@ -27,8 +33,9 @@ def _fail(message: str) -> None:
     raise click.ClickException(message)
 
 
-def _validation(exc: ValueError) -> None:
+def _validation(exc: Exception) -> None:
     details = getattr(exc, "details", None) or {"error": str(exc)}
+    details = details.get("fields", details)
     _fail("; ".join(f"{k}: {v}" for k, v in details.items()))
 
 
@@ -66,24 +73,19 @@ def create_tenant_command(slug, name, kind, display_name, primary_color, accent_
 @click.option("--primary", is_flag=True, help="Make it the tenant's primary domain.")
 def add_domain_command(slug, hostname, verified, primary):
     """Attach a custom HOSTNAME to tenant SLUG."""
-    from tenants.service import (
-        TenantValidationError,
-        add_domain,
-        get_by_slug,
-        mark_domain_verified,
-        set_primary_domain,
-    )
+    from app.errors import ApiError
+    from tenants.context import activate
+    from tenants.platform import attach_domain
+    from tenants.service import get_by_slug, info_for
 
     tenant = get_by_slug(slug) or _fail(f"no tenant {slug!r}")
-    try:
-        domain = add_domain(tenant, hostname)
-        if verified or primary:
-            mark_domain_verified(domain)
-        if primary:
-            set_primary_domain(domain)
-    except TenantValidationError as exc:
-        _validation(exc)
-    db.session.commit()
+    # Recorded in the tenant's own audit log: there is no signed-in operator here.
+    with activate(info_for(tenant)):
+        try:
+            domain = attach_domain(tenant, hostname, verified, primary, actor=None)
+        except ApiError as exc:
+            _validation(exc)
+        db.session.commit()
     state = "verified" if domain.verified else (
         f"unverified: publish TXT _albedo.{domain.hostname} = {domain.verification_token}")
     click.echo(f"{domain.hostname} → {tenant.slug} ({state})")
@@ -218,14 +220,21 @@ def dev_command(host, port):
     from flask_migrate import upgrade
 
     settings = current_app.extensions["albedo.settings"]
+    if settings.public_port != port:
+        click.echo(f"  note: links in emails use port {settings.public_port}; set "
+                   f"ALBEDO_PUBLIC_PORT={port} to match (make run does)", err=True)
     upgrade()
     rows = seed_demo()
     env = dict(os.environ, ALBEDO_INSTANCE_PATH=settings.instance_path)
     worker = subprocess.Popen([sys.executable, "-m", "jobs.worker"], env=env)
     click.echo(f"  worker started (pid {worker.pid}); API docs at "
                f"http://{settings.platform_domain}:{port}/api/docs")
-    _print_demo(rows, f"Albedo is running at http://{settings.platform_domain}:{port} — "
-                      "sign in with:")
+    _print_demo(rows, f"Albedo is running at http://{settings.platform_domain}:{port} and "
+                      f"http://acme.{settings.platform_domain}:{port} — sign in with:")
+    def stop(signum, frame):  # SIGTERM too, not only Ctrl-C, cleans up below
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         from werkzeug.serving import run_simple
 
@@ -241,3 +250,6 @@ def dev_command(host, port):
             from app import embedded_redis
 
             embedded_redis.stop(settings.instance_path)
+
+
+_register_feature_commands()

@@ -1,6 +1,9 @@
 """Imports every model module so that metadata (and Alembic autogenerate) sees all tables."""
 
+import app.agents.models
 import app.auth.models
 import app.billing.models
-import app.email.models  # noqa: F401
+import app.email.models
+import app.integrations.models
+import app.licensing.models  # noqa: F401
 import tenants.models  # noqa: F401

@@ -84,7 +84,8 @@ def change_status(tenant: Tenant, status: str, actor: User) -> Tenant:
 
 
 def attach_domain(tenant: Tenant, hostname: str, verified: bool, primary: bool,
-                  actor: User) -> Domain:
+                  actor: User | None) -> Domain:
+    """Add a custom domain (``actor`` None: an operator at the command line)."""
     try:
         domain = add_domain(tenant, hostname)
         if verified or primary:
@@ -93,9 +94,9 @@ def attach_domain(tenant: Tenant, hostname: str, verified: bool, primary: bool,
             set_primary_domain(domain)
     except TenantValidationError as exc:
         raise _invalid(exc) from None
-    audit.record("domain_changed", actor_user_id=actor.id, actor_label=actor.email,
-                 target_type="tenant", target_id=tenant.id, hostname=domain.hostname,
-                 change="added")
+    audit.record("domain_changed", actor_user_id=actor.id if actor else None,
+                 actor_label=actor.email if actor else "command line", target_type="tenant",
+                 target_id=tenant.id, hostname=domain.hostname, change="added")
     return domain
 
 

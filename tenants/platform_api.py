@@ -73,24 +73,14 @@ class Reseller(MethodView):
         return _view(platform.get_reseller(tenant_id))
 
 
-@blp.route("/<uuid:tenant_id>/suspend")
-class Suspend(MethodView):
+@blp.route("/<uuid:tenant_id>/<any(suspend, reinstate):action>")
+class Status(MethodView):
     @blp.response(200, ResellerSchema)
     @require(roles=ADMIN)
-    def post(self, tenant_id: uuid.UUID):
-        """Suspend a reseller: its domains answer 403 until reinstated."""
-        tenant = platform.change_status(platform.get_reseller(tenant_id), "suspended", _actor())
-        db.session.commit()
-        return _view(tenant)
-
-
-@blp.route("/<uuid:tenant_id>/reinstate")
-class Reinstate(MethodView):
-    @blp.response(200, ResellerSchema)
-    @require(roles=ADMIN)
-    def post(self, tenant_id: uuid.UUID):
-        """Reinstate a suspended reseller."""
-        tenant = platform.change_status(platform.get_reseller(tenant_id), "active", _actor())
+    def post(self, tenant_id: uuid.UUID, action: str):
+        """Suspend a reseller (its domains answer 403) or reinstate it."""
+        status = "suspended" if action == "suspend" else "active"
+        tenant = platform.change_status(platform.get_reseller(tenant_id), status, _actor())
         db.session.commit()
         return _view(tenant)
 

@@ -47,9 +47,13 @@ class ActionForm(FlaskForm):
     pass
 
 
-def _apply(form_errors: dict, exc: ApiError) -> None:
+def _show_errors(form: FlaskForm, exc: ApiError) -> None:
+    """Put a service's per-field validation errors next to the form's fields."""
+    db.session.rollback()
     for name, message in exc.details.get("fields", {}).items():
-        form_errors.setdefault(name, []).append(message)
+        field = getattr(form, name, None)
+        if field is not None:
+            field.errors = [message]
 
 
 @bp.route("/settings/branding", methods=["GET", "POST"])
@@ -67,11 +71,7 @@ def branding():
             flash("Branding saved.")
             return redirect(url_for(".branding"))
         except ApiError as exc:
-            db.session.rollback()
-            errors: dict = {}
-            _apply(errors, exc)
-            for name, messages in errors.items():
-                getattr(form, name).errors = list(messages)
+            _show_errors(form, exc)
             status = 422
     elif form.is_submitted():
         status = 422
@@ -90,11 +90,7 @@ def resellers():
             db.session.commit()
             return redirect(url_for(".reseller", tenant_id=tenant.id))
         except ApiError as exc:
-            db.session.rollback()
-            errors: dict = {}
-            _apply(errors, exc)
-            for name, messages in errors.items():
-                getattr(form, name).errors = list(messages)
+            _show_errors(form, exc)
             status = 422
     rows = db.session.scalars(platform.resellers_query().order_by(Tenant.created_at.desc())
                               .limit(500)).all()
@@ -118,8 +114,8 @@ def reseller(tenant_id: uuid.UUID):
             db.session.commit()
             return redirect(url_for(".reseller", tenant_id=tenant.id))
         except ApiError as exc:
-            db.session.rollback()
-            form.hostname.errors = list(exc.details.get("fields", {}).values()) or [exc.message]
+            _show_errors(form, exc)
+            form.hostname.errors = form.hostname.errors or [exc.message]
             status = 422
     users = db.session.scalars(platform.users_of(tenant).limit(200)).all()
     return render_template("tenants/reseller.html", tenant=tenant, form=form, users=users,

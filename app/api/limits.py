@@ -3,7 +3,9 @@
 Three shared budgets apply to every request: per client IP (default 100/minute), per
 credential (each API key or token, default 600/minute) and per tenant (default 3000/minute);
 sign-in, token and password-reset endpoints add a stricter per-IP budget (default 10/minute).
-Each is configurable (ALBEDO_RATE_LIMIT_IP / _CREDENTIAL / _TENANT / _AUTH).
+Each is configurable (ALBEDO_RATE_LIMIT_IP / _CREDENTIAL / _TENANT / _AUTH). The strategy is
+limits' sliding-window counter: two counters per key, so each check is one small Redis
+script of constant cost whatever the limit (a moving window keeps one entry per hit).
 
 When Redis is unreachable, limits fall back to in-memory counters in each process rather than
 failing requests: an outage of the limiter's storage should not become an outage of the API,

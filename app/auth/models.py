@@ -13,6 +13,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
     UniqueConstraint,
     Uuid,
 )
@@ -106,3 +107,45 @@ class AuditEvent(IdMixin, TenantScoped, db.Model):
     target_id: Mapped[str | None] = mapped_column(String(64))
     ip_address: Mapped[str | None] = mapped_column(String(45))
     details: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
+
+
+OAUTH_PROVIDERS = ("google", "github")
+
+
+class OAuthIdentity(IdMixin, TenantScoped, TimestampMixin, db.Model):
+    """A provider account (Google ``sub``, GitHub user id) linked to one user of one tenant.
+
+    Unique per tenant, not globally: the same Google account signing in at two resellers is
+    two separate customers, each reseller's own.
+    """
+
+    __tablename__ = "oauth_identities"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "provider", "subject"),
+        Index("ix_oauth_identities_tenant_user", "tenant_id", "user_id"),
+        CheckConstraint("provider IN ('google', 'github')", name="provider"),
+    )
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    provider: Mapped[str] = mapped_column(String(16), nullable=False)
+    # The provider's stable id; emails change, this does not.
+    subject: Mapped[str] = mapped_column(String(255), nullable=False)
+    email: Mapped[str | None] = mapped_column(String(254))
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class TenantOAuthProvider(IdMixin, TenantScoped, TimestampMixin, db.Model):
+    """A tenant's own OAuth app for one provider: the consent screen shows the reseller's
+    name, never the platform's. The client secret is stored encrypted (app.secrets_box)."""
+
+    __tablename__ = "tenant_oauth_providers"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "provider"),
+        CheckConstraint("provider IN ('google', 'github')", name="provider"),
+    )
+
+    provider: Mapped[str] = mapped_column(String(16), nullable=False)
+    client_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    client_secret_encrypted: Mapped[str] = mapped_column(Text, nullable=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)

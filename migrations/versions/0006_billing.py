@@ -1,7 +1,7 @@
 """billing: plans, subscriptions, invoices, Connect accounts, received Stripe events
 
 Revision ID: 0006
-Revises: 0002
+Revises: 0005
 Create Date: 2026-11-25 20:02:12.635169
 
 """
@@ -13,7 +13,7 @@ from tenants.migration_ops import isolate_tenant_table, release_tenant_table
 
 # revision identifiers, used by Alembic.
 revision = '0006'
-down_revision = '0002'  # main's head after identity; the lead re-chains at merge
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 

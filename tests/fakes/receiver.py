@@ -35,7 +35,8 @@ class Receiver:
         self.server.server_close()
 
 
-def start_receiver() -> Receiver:
+def start_receiver(port: int = 0) -> Receiver:
+    """Listen on ``port`` (0: any free port; a fixed one brings a closed receiver back)."""
     holder: dict[str, Receiver] = {}
 
     class Handler(BaseHTTPRequestHandler):
@@ -58,7 +59,7 @@ def start_receiver() -> Receiver:
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     receiver = Receiver(server)
     holder["r"] = receiver
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -1,0 +1,175 @@
+"""Starting, finding, waiting on and cancelling executions (no Flask request objects here)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, select, update
+from sqlalchemy.exc import IntegrityError
+
+from app import clock
+from app.agents import quotas, streaming, templating
+from app.agents.models import EXECUTION_STATUSES, Agent, Conversation, Execution
+from app.agents.provider import resolve_provider
+from app.agents.service import Caller, published_version
+from app.errors import ApiError
+from app.extensions import db
+from jobs.enqueue import enqueue_after_commit
+
+TASK = "agents.execute"
+MAX_INPUT_CHARS = 100_000
+
+
+def job_id_for(execution_id: uuid.UUID, attempt: int = 0) -> str:
+    return f"agent-execution-{execution_id}-{attempt}"
+
+
+def _by_idempotency_key(caller: Caller, key: str) -> Execution | None:
+    return db.session.scalars(select(Execution).where(
+        Execution.caller_user_id == caller.user_id, Execution.idempotency_key == key)).first()
+
+
+def _conversation(caller: Caller, agent: Agent, conversation_id: str | None,
+                  first_input: str) -> Conversation:
+    if conversation_id is None:
+        conversation = Conversation(agent_id=agent.id, user_id=caller.user_id,
+                                    title=first_input[:200])
+        db.session.add(conversation)
+        db.session.flush()
+        return conversation
+    try:
+        key = uuid.UUID(str(conversation_id))
+    except ValueError:
+        key = None
+    conversation = db.session.scalars(select(Conversation).where(
+        Conversation.id == key, Conversation.user_id == caller.user_id,
+        Conversation.agent_id == agent.id)).first() if key else None
+    if conversation is None:
+        raise ApiError(404, "conversation_not_found",
+                       "No such conversation with this agent.")
+    return conversation
+
+
+def start_execution(caller: Caller, agent: Agent, *, input: str,
+                    variables: dict[str, Any] | None = None,
+                    conversation_id: str | None = None, idempotency_key: str | None = None,
+                    source: str = "api") -> tuple[Execution, bool]:
+    """Validate, count against the quotas, store and enqueue; (execution, created).
+
+    With an ``idempotency_key`` a retried request gets the execution the first one created.
+    """
+    if idempotency_key:
+        if len(idempotency_key) > 255:
+            raise ApiError(422, "invalid_idempotency_key", "Idempotency-Key is at most 255 "
+                                                           "characters.")
+        existing = _by_idempotency_key(caller, idempotency_key)
+        if existing is not None:
+            return existing, False
+    if not isinstance(input, str) or not input.strip():
+        raise ApiError(422, "invalid_input", "The input is an empty text.")
+    if len(input) > MAX_INPUT_CHARS:
+        raise ApiError(413, "input_too_long", f"The input is over {MAX_INPUT_CHARS} characters.")
+    version = published_version(agent)
+    values = templating.resolve(version.variables, variables)
+    resolve_provider()  # refuse now, with the how-to-configure message, rather than in a job
+    conversation = _conversation(caller, agent, conversation_id, input)
+    quotas.reserve(caller.user_id, caller.api_key_id, caller.license_id)
+    execution = Execution(
+        agent_id=agent.id, version_id=version.id, version_number=version.number,
+        model=version.model, conversation_id=conversation.id, caller_user_id=caller.user_id,
+        api_key_id=caller.api_key_id, license_id=caller.license_id, source=source,
+        input=input, variables=values, status="queued", idempotency_key=idempotency_key,
+        created_at=clock.now())
+    db.session.add(execution)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        # The same Idempotency-Key raced us; its execution is the answer (and our quota
+        # reservation rolls back with this transaction).
+        db.session.rollback()
+        existing = _by_idempotency_key(caller, idempotency_key) if idempotency_key else None
+        if existing is None:
+            raise
+        return existing, False
+    enqueue_after_commit(db.session, TASK, str(execution.id),
+                         job_id=job_id_for(execution.id))
+    db.session.commit()
+    streaming.publish(str(execution.id), "status", {"status": "queued"})
+    return execution, True
+
+
+def visible_executions(caller: Caller) -> Select[tuple[Execution]]:
+    stmt = select(Execution)
+    if not caller.sees_whole_tenant:
+        stmt = stmt.where(Execution.caller_user_id == caller.user_id)
+    return stmt
+
+
+def get_execution(caller: Caller, execution_id: str | uuid.UUID) -> Execution:
+    try:
+        key = uuid.UUID(str(execution_id))
+    except ValueError:
+        raise ApiError(404, "execution_not_found", "No such execution.") from None
+    execution = db.session.scalars(visible_executions(caller).where(Execution.id == key)).first()
+    if execution is None:
+        raise ApiError(404, "execution_not_found", "No such execution.")
+    return execution
+
+
+def filtered(caller: Caller, *, agent_id: uuid.UUID | None = None, status: str | None = None,
+             since: datetime | None = None, until: datetime | None = None) -> Select:
+    stmt = visible_executions(caller)
+    if agent_id is not None:
+        stmt = stmt.where(Execution.agent_id == agent_id)
+    if status is not None:
+        if status not in EXECUTION_STATUSES:
+            raise ApiError(422, "invalid_status",
+                           f"status is one of {', '.join(EXECUTION_STATUSES)}.")
+        stmt = stmt.where(Execution.status == status)
+    if since is not None:
+        stmt = stmt.where(Execution.created_at >= since)
+    if until is not None:
+        stmt = stmt.where(Execution.created_at < until)
+    return stmt
+
+
+def cancel(caller: Caller, execution: Execution) -> Execution:
+    """A queued execution is cancelled at once; a running one at its next chunk."""
+    if execution.is_terminal:
+        raise ApiError(409, "execution_finished",
+                       f"The execution already ended ({execution.status}).")
+    now = clock.now()
+    done = db.session.execute(
+        update(Execution).where(Execution.id == execution.id, Execution.status == "queued")
+        .values(status="cancelled", cancel_requested=True, finished_at=now,
+                error_code="cancelled", error_message="The execution was cancelled.")
+        .execution_options(synchronize_session=False)).rowcount
+    if not done:
+        execution.cancel_requested = True
+    db.session.commit()
+    streaming.request_cancel(str(execution.id))
+    if done:
+        streaming.publish(str(execution.id), "end", {"status": "cancelled", "error": {
+            "code": "cancelled", "message": "The execution was cancelled."}})
+    db.session.refresh(execution)
+    return execution
+
+
+def wait_for(execution: Execution, seconds: float) -> Execution:
+    """Block up to ``seconds`` for the execution to end (``Prefer: wait=N``), on its stream."""
+    deadline = time.monotonic() + seconds
+    after = "0"
+    while not execution.is_terminal:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        events = streaming.read(str(execution.id), after, block_ms=max(int(left * 1000), 1))
+        if events:
+            after = events[-1][0]
+        if not events or any(kind == "end" for _, kind, _ in events):
+            db.session.commit()  # end the read snapshot so the refresh sees the worker's write
+            db.session.refresh(execution)
+    return execution

@@ -1,0 +1,121 @@
+"""Execution quotas, enforced atomically before an execution is enqueued.
+
+Each scope (the customer, the API key, the license) has a counter row per calendar month
+(UTC). Reserving is one conditional ``UPDATE … SET used = used + 1 WHERE used < limit`` per
+scope, inside the transaction that inserts the execution: the database serialises concurrent
+requests on the counter row, so at the boundary exactly ``limit`` succeed, and a request that
+fails later (or is refused by another scope) rolls its increments back with it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from app import clock
+from app.agents.config import agents_config
+from app.agents.models import QuotaCounter
+from app.errors import ApiError
+from app.extensions import db
+from tenants.context import current_id
+
+
+def monthly_execution_limit(user_id: uuid.UUID) -> int | None:
+    """Executions per month for the customer's plan (None: unlimited).
+
+    The billing feature will supply plan limits; until it is wired this is the free plan's
+    default (ALBEDO_FREE_PLAN_MONTHLY_EXECUTIONS).
+    """
+    return agents_config().free_plan_monthly_executions
+
+
+def api_key_monthly_limit(api_key_id: uuid.UUID) -> int | None:
+    """A key's own monthly cap (ALBEDO_API_KEY_MONTHLY_EXECUTIONS; None: only the plan's)."""
+    return agents_config().api_key_monthly_executions
+
+
+def license_monthly_limit(license_id: uuid.UUID) -> int | None:
+    """A license's own monthly cap (ALBEDO_LICENSE_MONTHLY_EXECUTIONS; licensing may refine)."""
+    return agents_config().license_monthly_executions
+
+
+@dataclass(frozen=True)
+class Scope:
+    key: str
+    label: str
+    limit: int | None
+
+
+def period_of(moment: datetime) -> str:
+    return f"{moment.year:04d}-{moment.month:02d}"
+
+
+def reset_at(moment: datetime) -> datetime:
+    """The first instant of the next month (UTC), when every monthly counter restarts."""
+    year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
+    return moment.replace(year=year, month=month, day=1, hour=0, minute=0, second=0,
+                          microsecond=0)
+
+
+def scopes_for(user_id: uuid.UUID, api_key_id: uuid.UUID | None,
+               license_id: uuid.UUID | None) -> list[Scope]:
+    scopes = [Scope(f"user:{user_id}", "plan", monthly_execution_limit(user_id))]
+    if api_key_id is not None:
+        scopes.append(Scope(f"api_key:{api_key_id}", "api_key", api_key_monthly_limit(api_key_id)))
+    if license_id is not None:
+        scopes.append(Scope(f"license:{license_id}", "license", license_monthly_limit(license_id)))
+    return scopes
+
+
+def _ensure_counter(scope: str, period: str) -> None:
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(QuotaCounter).values(id=uuid.uuid4(), tenant_id=current_id(), scope=scope,
+                                       period=period, used=0)
+    db.session.execute(stmt.on_conflict_do_nothing(
+        index_elements=["tenant_id", "scope", "period"]))
+
+
+def reserve(user_id: uuid.UUID, api_key_id: uuid.UUID | None = None,
+            license_id: uuid.UUID | None = None) -> None:
+    """Count one execution against every scope, or raise 429 ``quota_exceeded``.
+
+    Must run inside the transaction that creates the execution; the caller rolls back on
+    the error (the API's error handling does).
+    """
+    now = clock.now()
+    period = period_of(now)
+    for scope in scopes_for(user_id, api_key_id, license_id):
+        _ensure_counter(scope.key, period)
+        stmt = (update(QuotaCounter)
+                .where(QuotaCounter.scope == scope.key, QuotaCounter.period == period)
+                .values(used=QuotaCounter.used + 1)
+                .execution_options(synchronize_session=False))
+        if scope.limit is not None:
+            stmt = stmt.where(QuotaCounter.used < scope.limit)
+        if db.session.execute(stmt).rowcount != 1:
+            db.session.rollback()
+            reset = reset_at(now)
+            raise ApiError(
+                429, "quota_exceeded",
+                f"The monthly execution quota of {scope.limit} for this "
+                f"{scope.label.replace('_', ' ')} is used up; it resets on "
+                f"{reset:%Y-%m-%d %H:%M} UTC.",
+                details={"scope": scope.label, "limit": scope.limit,
+                         "period": period, "reset_at": reset.isoformat()},
+                headers={"Retry-After": str(max(int((reset - now).total_seconds()), 1))})
+
+
+def usage_of(user_id: uuid.UUID) -> dict[str, object]:
+    """This month's count and limit for a customer (for the usage page)."""
+    from sqlalchemy import select
+
+    now = clock.now()
+    used = db.session.scalar(select(QuotaCounter.used).where(
+        QuotaCounter.scope == f"user:{user_id}", QuotaCounter.period == period_of(now))) or 0
+    return {"used": used, "limit": monthly_execution_limit(user_id),
+            "reset_at": reset_at(now).isoformat()}

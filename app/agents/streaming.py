@@ -1,0 +1,86 @@
+"""Live events of an execution: a Redis stream per execution, served as Server-Sent Events.
+
+The worker appends ``status``, ``token``, ``tool`` and a final ``end`` event as it goes. Redis
+stream ids are the SSE event ids, so a client that reconnects with ``Last-Event-ID`` resumes
+exactly after the last event it saw. The stream outlives the execution for a day, so a late
+reader still gets the whole story; heartbeats (SSE comments) keep proxies from closing an
+idle connection.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from app.redis import get_redis
+
+STREAM_TTL_SECONDS = 24 * 3600
+CANCEL_TTL_SECONDS = 24 * 3600
+MAX_EVENTS = 20_000
+
+
+def _stream_key(execution_id: str) -> str:
+    return f"agents:stream:{execution_id}"
+
+
+def _cancel_key(execution_id: str) -> str:
+    return f"agents:cancel:{execution_id}"
+
+
+def publish(execution_id: str, kind: str, data: dict[str, Any]) -> str:
+    redis = get_redis()
+    key = _stream_key(execution_id)
+    pipe = redis.pipeline(transaction=False)
+    pipe.xadd(key, {"type": kind, "data": json.dumps(data)}, maxlen=MAX_EVENTS,
+              approximate=True)
+    pipe.expire(key, STREAM_TTL_SECONDS)
+    event_id = pipe.execute()[0]
+    return event_id.decode() if isinstance(event_id, bytes) else event_id
+
+
+def request_cancel(execution_id: str) -> None:
+    get_redis().set(_cancel_key(execution_id), b"1", ex=CANCEL_TTL_SECONDS)
+
+
+def cancel_requested(execution_id: str) -> bool:
+    return bool(get_redis().exists(_cancel_key(execution_id)))
+
+
+def read(execution_id: str, after: str = "0", block_ms: int | None = None,
+         count: int = 500) -> list[tuple[str, str, dict[str, Any]]]:
+    """Events after ``after`` as (id, type, data); blocks up to ``block_ms`` for new ones."""
+    answer = get_redis().xread({_stream_key(execution_id): after}, count=count, block=block_ms)
+    events: list[tuple[str, str, dict[str, Any]]] = []
+    for _key, entries in answer or []:
+        for event_id, fields in entries:
+            ident = event_id.decode() if isinstance(event_id, bytes) else event_id
+            kind = fields[b"type"].decode()
+            events.append((ident, kind, json.loads(fields[b"data"])))
+    return events
+
+
+def valid_event_id(value: str | None) -> str:
+    """A Last-Event-ID we can resume from, or "0" (from the start) for anything else."""
+    if not value:
+        return "0"
+    head, _, tail = value.partition("-")
+    return value if head.isdigit() and (not tail or tail.isdigit()) else "0"
+
+
+def sse(execution_id: str, after: str = "0", heartbeat_seconds: float = 15.0,
+        max_seconds: float = 600.0) -> Iterator[str]:
+    """SSE lines until the ``end`` event (or ``max_seconds``: the client reconnects)."""
+    deadline = time.monotonic() + max_seconds
+    yield "retry: 2000\n\n"
+    while time.monotonic() < deadline:
+        events = read(execution_id, after, block_ms=int(heartbeat_seconds * 1000))
+        if not events:
+            yield ": heartbeat\n\n"
+            continue
+        for event_id, kind, data in events:
+            after = event_id
+            yield f"id: {event_id}\nevent: {kind}\ndata: {json.dumps(data)}\n\n"
+            if kind == "end":
+                return

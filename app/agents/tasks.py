@@ -1,0 +1,92 @@
+"""Jobs on the `agents` queue: run an execution; sweep executions whose worker died.
+
+``agents.execute`` has no RQ retries of its own: the engine retries the provider itself (only
+before the first token), and a crashed run is the sweeper's business, because only the
+execution row knows whether tokens already went out.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+
+from app import clock
+from app.agents import engine, streaming
+from app.agents.config import agents_config
+from app.agents.executions import TASK, job_id_for
+from app.agents.models import Execution
+from app.extensions import db
+from jobs.enqueue import enqueue
+from jobs.queues import AGENTS
+from jobs.registry import task
+from tenants.context import activate
+
+log = logging.getLogger(__name__)
+# A run gets its timeout plus this much before the sweeper calls it dead.
+SWEEP_GRACE = timedelta(seconds=60)
+MAX_ATTEMPTS = 3
+_REASON = "the sweeper looks for executions whose worker died, in every tenant"
+
+
+@task(TASK, queue=AGENTS, retry_intervals=(), timeout=3600)
+def execute(execution_id: str) -> dict[str, Any]:
+    return engine.run(execution_id)
+
+
+def _revive(execution_id: uuid.UUID, now) -> str:
+    """Inside the execution's tenant: requeue it if nothing was streamed, else fail it."""
+    execution = db.session.get(Execution, execution_id)
+    if execution is None or execution.status != "running":
+        return "skipped"
+    if execution.first_token_at is None and execution.attempts < MAX_ATTEMPTS:
+        moved = db.session.execute(
+            update(Execution).where(Execution.id == execution.id,
+                                    Execution.status == "running",
+                                    Execution.attempts == execution.attempts)
+            .values(status="queued", started_at=None)
+            .execution_options(synchronize_session=False)).rowcount
+        db.session.commit()
+        if moved:
+            enqueue(TASK, str(execution.id), job_id=job_id_for(execution.id, execution.attempts))
+            streaming.publish(str(execution.id), "status",
+                              {"status": "queued", "note": "worker lost; retrying"})
+            return "requeued"
+        return "skipped"
+    engine.finish(execution, "failed", code="worker_lost",
+                  message="The worker running this execution stopped before it finished"
+                          + (" (after the answer had started streaming)."
+                             if execution.first_token_at else "."))
+    return "failed"
+
+
+def sweep() -> dict[str, int]:
+    """Resolve every execution still ``running`` past its timeout plus a grace period."""
+    from tenants.service import get_tenant, info_for
+
+    now = clock.now()
+    cutoff = now - timedelta(seconds=agents_config().timeout_seconds) - SWEEP_GRACE
+    rows = db.session.execute(
+        select(Execution.id, Execution.tenant_id).where(
+            Execution.status == "running",
+            or_(Execution.started_at.is_(None), Execution.started_at < cutoff))
+        .execution_options(cross_tenant=_REASON)).all()
+    db.session.rollback()
+    outcome = {"requeued": 0, "failed": 0, "skipped": 0}
+    for execution_id, tenant_id in rows:
+        tenant = get_tenant(tenant_id)
+        if tenant is None:
+            continue
+        info = info_for(tenant)
+        db.session.rollback()
+        with activate(info):
+            outcome[_revive(execution_id, now)] += 1
+    return outcome
+
+
+@task("agents.sweep", queue=AGENTS, tenant_scoped=False, retry_intervals=())
+def sweep_task() -> dict[str, int]:
+    return sweep()

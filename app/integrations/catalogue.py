@@ -1,0 +1,81 @@
+"""The event catalogue: every event type other features may emit, its payload version, the
+fields its ``data`` must carry, and an example (docs/webhook-events.md documents the same).
+
+A payload change that removes or renames a field bumps ``version``; adding a field does not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class EventType:
+    name: str
+    version: int
+    description: str
+    required: tuple[str, ...]
+    example: dict[str, Any]
+
+
+_AGENT = "0b9e4d2c-8a1f-4e6b-b3c5-7d9a1e2f4c68"
+_CUSTOMER = "3a7d5e1b-2c4f-4a8e-9d6b-1f3e5c7a9b02"
+_LICENSE_ID = "c2d4e6f8-1a3b-4c5d-8e7f-9a0b1c2d3e4f"
+_EXECUTION = {"execution_id": "6f1c2a9e-3b7d-4c1e-9a0f-5d8e7b6c4a31", "agent_id": _AGENT,
+              "agent_name": "Support bot", "user_id": _CUSTOMER,
+              "started_at": "2026-11-25T10:00:00Z", "finished_at": "2026-11-25T10:00:04Z",
+              "tokens": 812}
+_LICENSE = {"license_id": _LICENSE_ID, "key_prefix": "ACME",
+            "product_id": "8e1f3a5c-7b9d-4e2f-a1c3-5e7f9b1d3a5c", "user_id": _CUSTOMER,
+            "status": "active", "expires_at": "2027-11-25T00:00:00Z"}
+
+EVENTS: dict[str, EventType] = {e.name: e for e in (
+    EventType("execution.succeeded", 1, "An agent execution finished with an answer.",
+              ("execution_id", "agent_id"), {**_EXECUTION, "output": "Hello!"}),
+    EventType("execution.failed", 1, "An agent execution failed.",
+              ("execution_id", "agent_id"),
+              {**_EXECUTION, "error": {"code": "provider_timeout",
+                                       "message": "The model provider did not answer."}}),
+    EventType("license.created", 1, "A license key was issued.",
+              ("license_id",), _LICENSE),
+    EventType("license.suspended", 1, "A license was suspended.",
+              ("license_id",), {**_LICENSE, "status": "suspended"}),
+    EventType("license.revoked", 1, "A license was revoked for good.",
+              ("license_id",), {**_LICENSE, "status": "revoked"}),
+    EventType("license.expired", 1, "A license reached its expiry date.",
+              ("license_id",), {**_LICENSE, "status": "expired"}),
+    EventType("license.validation_failed", 1,
+              "A validation of a license key was refused (expired, suspended, over quota).",
+              ("license_id", "reason"),
+              {"license_id": _LICENSE_ID, "reason": "machine_limit",
+               "fingerprint": "9a4f0c1e7b2d"}),
+    EventType("machine.activated", 1, "A machine was activated on a license.",
+              ("machine_id", "license_id"),
+              {"machine_id": "51aa7c3e-9f2b-4d6a-8c1e-3b5d7f9a1c2e", "license_id": _LICENSE_ID,
+               "fingerprint": "9a4f0c1e7b2d", "name": "office-pc"}),
+    EventType("customer.created", 1, "A customer account was created in the tenant.",
+              ("user_id", "email"),
+              {"user_id": _CUSTOMER, "email": "ann@example.com", "name": "Ann"}),
+    EventType("subscription.updated", 1,
+              "A customer's subscription changed (created, renewed, plan change, cancelled).",
+              ("subscription_id", "status"),
+              {"subscription_id": "8d2f6b1a-4c3e-4f5a-9b7d-2e1c3a5f7b9d", "user_id": _CUSTOMER,
+               "plan_id": "pro", "status": "active",
+               "current_period_end": "2026-12-25T00:00:00Z"}),
+    EventType("quota.exceeded", 1, "A customer went over a quota of their plan.",
+              ("user_id", "quota"),
+              {"user_id": _CUSTOMER, "quota": "executions_per_month", "limit": 1000,
+               "used": 1001}),
+)}
+
+# Not subscribable: "send a test event" delivers it to exactly one endpoint.
+TEST_EVENT = EventType("webhook.test", 1, "A test event sent from the dashboard or the API.",
+                       (), {"message": "This is a test event."})
+
+
+def event_type(name: str) -> EventType:
+    try:
+        return EVENTS[name] if name != TEST_EVENT.name else TEST_EVENT
+    except KeyError:
+        raise ValueError(f"unknown event type {name!r}; known: {', '.join(EVENTS)}") from None

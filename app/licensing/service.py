@@ -1,0 +1,242 @@
+"""Products, policies and licenses: creating and changing them. No request objects here.
+
+Object rules: a RESELLER manages its whole tenant; a USER sees only licenses it owns
+(``visible_licenses``). Tenant isolation itself is the ORM guard's job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Select, func, or_, select
+
+from app import clock
+from app.errors import ApiError
+from app.extensions import db
+from app.licensing import keyformat, signing
+from app.licensing.models import EXPIRY_STRATEGIES, License, Policy, Product
+from tenants.context import current
+
+CODE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _invalid(details: dict[str, str]) -> ApiError:
+    return ApiError(422, "validation_failed", "Some fields are invalid.",
+                    details={"fields": details})
+
+
+# --- products -----------------------------------------------------------------------------
+
+def create_product(name: str, code: str, agent_ids: list[str] | None = None,
+                   entitlements: list[str] | None = None) -> Product:
+    problems: dict[str, str] = {}
+    if not (name or "").strip():
+        problems["name"] = "cannot be empty"
+    if not CODE.match(code or ""):
+        problems["code"] = "lowercase letters, digits, dots, dashes or underscores"
+    elif db.session.scalars(select(Product.id).where(Product.code == code)).first():
+        problems["code"] = "is already used by another product"
+    if problems:
+        raise _invalid(problems)
+    product = Product(name=name.strip(), code=code, agent_ids=list(agent_ids or []),
+                      entitlements=sorted(set(entitlements or [])))
+    db.session.add(product)
+    db.session.flush()
+    return product
+
+
+def get_product(product_id: uuid.UUID) -> Product:
+    product = db.session.get(Product, product_id)
+    if product is None:
+        raise ApiError(404, "product_not_found", "No product has this id.")
+    return product
+
+
+# --- policies -----------------------------------------------------------------------------
+
+@dataclass
+class PolicyInput:
+    name: str
+    duration_days: int | None = None
+    expiry_strategy: str = "restrict"
+    grace_period_seconds: int = 0
+    max_machines: int | None = None
+    floating: bool = False
+    heartbeat_interval_seconds: int | None = None
+    max_executions_per_period: int | None = None
+    execution_period_seconds: int = 30 * 24 * 3600
+    fingerprint_required: bool = False
+
+
+def _check_policy(data: PolicyInput) -> None:
+    problems: dict[str, str] = {}
+    if not (data.name or "").strip():
+        problems["name"] = "cannot be empty"
+    if data.expiry_strategy not in EXPIRY_STRATEGIES:
+        problems["expiry_strategy"] = "must be restrict or allow"
+    for field_name in ("duration_days", "max_machines", "heartbeat_interval_seconds",
+                       "max_executions_per_period"):
+        value = getattr(data, field_name)
+        if value is not None and value < 1:
+            problems[field_name] = "must be at least 1 (or empty for no limit)"
+    if not data.floating and data.max_machines not in (None, 1):
+        problems["max_machines"] = "a node-locked policy holds one machine; make it floating"
+    if data.grace_period_seconds < 0:
+        problems["grace_period_seconds"] = "cannot be negative"
+    if data.execution_period_seconds < 60:
+        problems["execution_period_seconds"] = "must be at least 60"
+    if problems:
+        raise _invalid(problems)
+
+
+def create_policy(product: Product, data: PolicyInput) -> Policy:
+    _check_policy(data)
+    policy = Policy(product_id=product.id, **vars(data))
+    db.session.add(policy)
+    db.session.flush()
+    return policy
+
+
+def update_policy(policy: Policy, data: PolicyInput) -> Policy:
+    _check_policy(data)
+    for name, value in vars(data).items():
+        setattr(policy, name, value)
+    return policy
+
+
+def get_policy(policy_id: uuid.UUID) -> Policy:
+    policy = db.session.get(Policy, policy_id)
+    if policy is None:
+        raise ApiError(404, "policy_not_found", "No policy has this id.")
+    return policy
+
+
+# --- licenses -----------------------------------------------------------------------------
+
+def _whole_seconds(moment: datetime | None) -> datetime | None:
+    # The key carries whole seconds; the row must say exactly what the key says.
+    return moment.replace(microsecond=0) if moment else None
+
+
+def _sign(license_: License, key: signing.LoadedKey | None = None) -> None:
+    key = key or signing.signer()
+    payload = keyformat.KeyPayload(version=keyformat.FORMAT_VERSION, kid=key.kid,
+                                   license_id=license_.id, expires_at=license_.expires_at)
+    license_.key = signing.sign_license_key(current().license_key_prefix, payload, key)
+    license_.kid = key.kid
+
+
+def issue_license(policy: Policy, *, name: str = "", customer_email: str | None = None,
+                  owner_id: uuid.UUID | None = None, expires_at: datetime | None = None,
+                  bulk_issue_id: uuid.UUID | None = None,
+                  key: signing.LoadedKey | None = None) -> License:
+    """Issue one license under ``policy``; its expiry defaults to now + the policy's duration."""
+    email = (customer_email or "").strip().lower() or None
+    if email and not EMAIL.match(email):
+        raise _invalid({"customer_email": "must be an email address"})
+    if expires_at is None and policy.duration_days:
+        expires_at = clock.now() + timedelta(days=policy.duration_days)
+    license_ = License(id=uuid.uuid4(), policy_id=policy.id, product_id=policy.product_id,
+                       name=(name or "").strip()[:120], customer_email=email, owner_id=owner_id,
+                       expires_at=_whole_seconds(expires_at), status="active",
+                       bulk_issue_id=bulk_issue_id)
+    _sign(license_, key)
+    db.session.add(license_)
+    return license_
+
+
+def get_license(license_id: uuid.UUID) -> License:
+    license_ = db.session.get(License, license_id)
+    if license_ is None:
+        raise ApiError(404, "license_not_found", "No license has this id.")
+    return license_
+
+
+def suspend(license_: License) -> License:
+    if license_.status == "revoked":
+        raise ApiError(409, "license_revoked", "A revoked license cannot be suspended.")
+    license_.status = "suspended"
+    license_.suspended_at = clock.now()
+    return license_
+
+
+def reinstate(license_: License) -> License:
+    if license_.status == "revoked":
+        raise ApiError(409, "license_revoked", "A revoked license cannot be reinstated.")
+    license_.status = "active"
+    license_.suspended_at = None
+    return license_
+
+
+def revoke(license_: License) -> License:
+    """Final: a revoked license never validates again."""
+    license_.status = "revoked"
+    license_.revoked_at = license_.revoked_at or clock.now()
+    return license_
+
+
+def renew(license_: License) -> License:
+    """Extend by the policy's duration, from the expiry or from now if already past."""
+    if not license_.policy.duration_days:
+        raise ApiError(409, "perpetual_license", "This license's policy has no duration.")
+    base = max(license_.expires_at or clock.now(), clock.now())
+    return extend(license_, base + timedelta(days=license_.policy.duration_days))
+
+
+def extend(license_: License, expires_at: datetime | None) -> License:
+    """Set a new expiry (None: never) and re-sign the key so offline checks see it too.
+
+    The old key text keeps validating online (the row's expiry is authoritative); offline
+    verifiers see the new expiry only in the re-issued key.
+    """
+    if license_.status == "revoked":
+        raise ApiError(409, "license_revoked", "A revoked license cannot be extended.")
+    license_.expires_at = _whole_seconds(expires_at)
+    _sign(license_)
+    return license_
+
+
+def attach_customer(license_: License, email: str | None) -> License:
+    email = (email or "").strip().lower() or None
+    if email and not EMAIL.match(email):
+        raise _invalid({"customer_email": "must be an email address"})
+    license_.customer_email = email
+    return license_
+
+
+def claim_for_user(user_id: uuid.UUID, email: str) -> int:
+    """Give a new account the licenses sold to its email before it existed."""
+    rows = db.session.scalars(select(License).where(
+        License.customer_email == email.strip().lower(), License.owner_id.is_(None)))
+    count = 0
+    for license_ in rows:
+        license_.owner_id = user_id
+        count += 1
+    return count
+
+
+def search_licenses(query: str | None = None, status: str | None = None,
+                    product_id: uuid.UUID | None = None,
+                    owner_id: uuid.UUID | None = None) -> Select:
+    """A statement for licenses matching the filters (callers paginate it)."""
+    stmt = select(License)
+    if query:
+        needle = f"%{query.strip().lower()}%"
+        clauses = [func.lower(License.name).like(needle),
+                   License.customer_email.like(needle),
+                   func.upper(License.key) == query.strip().upper()]
+        with contextlib.suppress(ValueError):
+            clauses.append(License.id == uuid.UUID(query.strip()))
+        stmt = stmt.where(or_(*clauses))
+    if status:
+        stmt = stmt.where(License.status == status)
+    if product_id:
+        stmt = stmt.where(License.product_id == product_id)
+    if owner_id:
+        stmt = stmt.where(License.owner_id == owner_id)
+    return stmt

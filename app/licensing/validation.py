@@ -1,0 +1,164 @@
+"""The validation decision: one code per answer, by a documented precedence.
+
+Precedence (the first rule that applies wins; docs/license-keys.md repeats it):
+
+ 1. MALFORMED                  the text is not a license key of a known format
+ 2. NOT_FOUND                  its signing key (kid) is not one of this domain's reseller
+ 3. BAD_SIGNATURE              the signature does not verify (tampered, or key retired)
+ 4. NOT_FOUND                  no license of this reseller has the key's license id
+ 5. REVOKED
+ 6. SUSPENDED
+ 7. EXPIRED                    past expiry + grace, and the policy restricts
+ 8. PRODUCT_SCOPE_MISMATCH     ``product`` given and not the license's product code
+ 9. FINGERPRINT_SCOPE_REQUIRED the policy requires a fingerprint and none was given
+10. TOO_MANY_MACHINES          more live machines than the policy allows (a lowered limit)
+11. NO_MACHINE                 fingerprint given, the license has no machines
+12. FINGERPRINT_SCOPE_MISMATCH fingerprint given, no machine of the license has it
+13. HEARTBEAT_DEAD             the fingerprint's machine missed its heartbeat
+14. USAGE_EXCEEDED             the period's executions reached the policy's maximum
+15. VALID
+
+The signature is checked before the license is looked up, so nobody can probe license ids
+without a genuine key; a key of another reseller fails at step 2 and is NOT_FOUND, exactly
+like a key that was never issued — a domain reveals nothing about other resellers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from app import clock
+from app.extensions import db
+from app.licensing import counters, keyformat, signing
+from app.licensing.machines import expiry_state, is_dead, seat_limit
+from app.licensing.models import License, Machine
+
+CODES = ("VALID", "NOT_FOUND", "MALFORMED", "BAD_SIGNATURE", "SUSPENDED", "REVOKED", "EXPIRED",
+         "NO_MACHINE", "TOO_MANY_MACHINES", "FINGERPRINT_SCOPE_REQUIRED",
+         "FINGERPRINT_SCOPE_MISMATCH", "PRODUCT_SCOPE_MISMATCH", "HEARTBEAT_DEAD",
+         "USAGE_EXCEEDED")
+
+DETAILS = {
+    "VALID": "The license is valid.",
+    "NOT_FOUND": "No license with this key exists here.",
+    "MALFORMED": "This is not a well-formed license key.",
+    "BAD_SIGNATURE": "The key's signature does not verify.",
+    "SUSPENDED": "The license is suspended.",
+    "REVOKED": "The license has been revoked.",
+    "EXPIRED": "The license has expired.",
+    "NO_MACHINE": "The license has no activated machine.",
+    "TOO_MANY_MACHINES": "The license has more machines than its policy allows.",
+    "FINGERPRINT_SCOPE_REQUIRED": "This license must be validated with a machine fingerprint.",
+    "FINGERPRINT_SCOPE_MISMATCH": "No activated machine of the license has this fingerprint.",
+    "PRODUCT_SCOPE_MISMATCH": "The license is not for this product.",
+    "HEARTBEAT_DEAD": "The machine missed its heartbeat.",
+    "USAGE_EXCEEDED": "The license used all executions of this period.",
+}
+
+
+@dataclass
+class Resolved:
+    """A key checked as far as it goes: a code, and the license once the key is genuine."""
+
+    code: str
+    license: License | None = None
+    flags: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_key(text: Any) -> Resolved:
+    """Steps 1-4: parse, find the kid here, verify the signature, find the license."""
+    try:
+        parsed = keyformat.parse(text)
+    except keyformat.MalformedKey:
+        return Resolved("MALFORMED")
+    key = signing.keyset().find(parsed.payload.kid)
+    if key is None:
+        # A retired kid of this tenant verifies nothing any more: report the signature.
+        return Resolved("BAD_SIGNATURE" if _retired_here(parsed.payload.kid) else "NOT_FOUND")
+    if not signing.verify_parsed(parsed, key):
+        return Resolved("BAD_SIGNATURE")
+    license_ = db.session.get(License, parsed.payload.license_id)
+    if license_ is None:
+        return Resolved("NOT_FOUND")
+    return Resolved("VALID", license_)
+
+
+def _retired_here(kid: str) -> bool:
+    from app.licensing.models import SigningKey
+
+    return db.session.scalars(select(SigningKey.id).where(SigningKey.kid == kid)).first() \
+        is not None
+
+
+def decide(text: Any, fingerprint: str | None = None, product: str | None = None,
+           now: datetime | None = None) -> Resolved:
+    """The validation answer for this tenant's domain (see the precedence above)."""
+    now = now or clock.now()
+    resolved = resolve_key(text)
+    license_ = resolved.license
+    if license_ is None:
+        return resolved
+    policy = license_.policy
+    flags: dict[str, Any] = {}
+    resolved.flags = flags
+
+    def answer(code: str) -> Resolved:
+        resolved.code = code
+        return resolved
+
+    if license_.status == "revoked":
+        return answer("REVOKED")
+    if license_.status == "suspended":
+        return answer("SUSPENDED")
+    state = expiry_state(license_, now)
+    if state == "grace":
+        flags["in_grace_period"] = True
+    elif state == "expired":
+        if policy.expiry_strategy == "restrict":
+            return answer("EXPIRED")
+        flags["expired"] = True  # allow-with-flag: the client decides what still works
+    if product and product != license_.product.code:
+        return answer("PRODUCT_SCOPE_MISMATCH")
+    fingerprint = (fingerprint or "").strip() or None
+    if policy.fingerprint_required and fingerprint is None:
+        return answer("FINGERPRINT_SCOPE_REQUIRED")
+    machines = list(db.session.scalars(select(Machine).where(Machine.license_id == license_.id)))
+    live = [m for m in machines if not is_dead(m, policy, now)]
+    limit = seat_limit(policy)
+    if limit is not None and len(live) > limit:
+        return answer("TOO_MANY_MACHINES")
+    if fingerprint is not None:
+        if not machines:
+            return answer("NO_MACHINE")
+        machine = next((m for m in machines if m.fingerprint == fingerprint), None)
+        if machine is None:
+            return answer("FINGERPRINT_SCOPE_MISMATCH")
+        if is_dead(machine, policy, now):
+            return answer("HEARTBEAT_DEAD")
+    if policy.max_executions_per_period:
+        used = counters.executions_used(license_.id, policy.execution_period_seconds, now)
+        flags["executions_used"] = used
+        if used >= policy.max_executions_per_period:
+            return answer("USAGE_EXCEEDED")
+    return answer("VALID")
+
+
+def license_view(license_: License, now: datetime) -> dict[str, Any]:
+    """What a validation answer says about a genuine license (never about a foreign one)."""
+    policy = license_.policy
+    return {
+        "id": str(license_.id),
+        "status": license_.status,
+        "product": license_.product.code,
+        "entitlements": list(license_.product.entitlements or []),
+        "expires_at": license_.expires_at.isoformat() if license_.expires_at else None,
+        "expiry_strategy": policy.expiry_strategy,
+        "grace_period_seconds": policy.grace_period_seconds,
+        "max_machines": seat_limit(policy),
+        "heartbeat_interval_seconds": policy.heartbeat_interval_seconds,
+        "max_executions_per_period": policy.max_executions_per_period,
+    }

@@ -121,3 +121,12 @@ def billing_app(app, migrated, fake_stripe):
     application = stripe_app(migrated, fake_stripe)
     yield application
     dispose(application)
+
+
+@pytest.fixture
+def app(app, migrated, fake_stripe):
+    """Override of conftest's ``app`` for modules whose tenants, clients and keys should all
+    live in the Stripe-configured app (assign ``app = billing_support.app`` in the module)."""
+    application = stripe_app(migrated, fake_stripe)
+    yield application
+    dispose(application)

@@ -7,18 +7,11 @@ import itertools
 import pytest
 
 from tests import billing_support
-from tests.billing_support import add_plan, connect, dispose, post_event, stripe_app
+from tests.billing_support import add_plan, connect, post_event
 
 # Shared fixture (pytest finds fixtures by module attribute).
 fake_stripe = billing_support.fake_stripe
-
-
-@pytest.fixture
-def app(app, migrated, fake_stripe):
-    """This module's tenants, clients and API keys all live in the Stripe-configured app."""
-    application = stripe_app(migrated, fake_stripe)
-    yield application
-    dispose(application)
+app = billing_support.app
 
 
 @pytest.fixture
@@ -185,3 +178,27 @@ def test_a_reseller_connects_its_stripe_account_and_account_updated_is_routed_to
     globex_status = globex.client.get("/api/v1/billing/connect",
                                       headers=globex_owner.headers).get_json()
     assert globex_status["connected"] is False
+
+
+def test_a_reseller_adds_plans_for_its_customers_only(
+        app, platform, acme, globex, api_caller):
+    owner = api_caller(acme, role="RESELLER")
+    customer = api_caller(acme)
+    globex_customer = api_caller(globex)
+    body = {"code": "team", "name": "Team", "stripe_price_id": "price_team",
+            "amount_minor": 4900, "currency": "EUR", "agents": 5, "features": ["sso"]}
+    created = acme.client.post("/api/v1/billing/plans", headers=owner.headers, json=body)
+    assert created.status_code == 201, created.get_data(as_text=True)
+    assert created.get_json()["currency"] == "eur" and created.get_json()["licenses"] is None
+    again = acme.client.post("/api/v1/billing/plans", headers=owner.headers, json=body)
+    assert again.status_code == 422
+    assert again.get_json()["error"]["details"]["fields"]["code"] == "is taken"
+    bad = acme.client.post("/api/v1/billing/plans", headers=owner.headers,
+                           json={**body, "code": "x", "agents": -1, "currency": "euro"})
+    assert set(bad.get_json()["error"]["details"]["fields"]) >= {"agents", "currency"}
+    assert acme.client.post("/api/v1/billing/plans", headers=customer.headers,
+                            json={**body, "code": "mine"}).status_code == 403
+    seen = acme.client.get("/api/v1/billing/plans", headers=customer.headers).get_json()
+    assert [p["code"] for p in seen] == ["team"]
+    assert globex.client.get("/api/v1/billing/plans",
+                             headers=globex_customer.headers).get_json() == []

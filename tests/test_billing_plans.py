@@ -53,6 +53,13 @@ def test_without_stripe_everyone_is_on_the_free_plan_and_billing_says_so(
         with pytest.raises(ApiError) as raised:
             start_checkout(user, user, "pat@customer.example")
         assert raised.value.code == "billing_not_configured"
+    from tests.conftest import login
+
+    login(acme, "pat@customer.example")
+    html = acme.client.get("/billing").get_data(as_text=True)
+    assert 'data-testid="billing-not-configured"' in html
+    assert 'data-testid="plan-name">Free<' in html
+    assert "Choose</button>" not in html
 
 
 def test_a_tenants_default_plan_is_the_free_plan_of_its_customers(

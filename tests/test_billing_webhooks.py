@@ -20,23 +20,14 @@ from tests.billing_support import (
     buy,
     connect,
     count,
-    dispose,
     post_event,
     signed,
-    stripe_app,
 )
 from tests.conftest import host_client
 
 # Shared fixtures (pytest finds fixtures by module attribute).
 fake_stripe = billing_support.fake_stripe
-
-
-@pytest.fixture
-def app(app, migrated, fake_stripe):
-    """This module's tenants and clients all live in the Stripe-configured app."""
-    application = stripe_app(migrated, fake_stripe)
-    yield application
-    dispose(application)
+app = billing_support.app
 
 
 @pytest.fixture

@@ -15,12 +15,13 @@ from app.auth.models import User
 from app.billing import checkout, connect, service
 from app.billing.config import require_stripe
 from app.billing.models import Invoice
-from app.billing.plans import list_plans
+from app.billing.plans import create_plan, list_plans
 from app.billing.schemas import (
     BillingStateSchema,
     CheckoutRequestSchema,
     ConnectStatusSchema,
     InvoiceSchema,
+    PlanCreateSchema,
     PlanSchema,
     RedirectSchema,
     WebhookAckSchema,
@@ -59,6 +60,19 @@ class Plans(MethodView):
     def get(self):
         """The plans this tenant sells (to its customers; the platform's to resellers)."""
         return list_plans()
+
+    @blp.arguments(PlanCreateSchema)
+    @blp.response(201, PlanSchema)
+    @require("billing:write", roles=("RESELLER", "ADMIN"))
+    def post(self, body):
+        """Add a plan to what this tenant sells (a reseller's to its customers; on the
+        platform domain, the platform's to resellers). Limits left null are unlimited;
+        the one default plan (no Stripe price) is what non-subscribers get. 422 `invalid_plan`.
+        """
+        code, name = body.pop("code"), body.pop("name")
+        plan = create_plan(code, name, **body)
+        db.session.commit()
+        return plan
 
 
 @blp.route("/subscription")

@@ -12,31 +12,30 @@ class WebhookAckSchema(Schema):
                             metadata={"description": "processed, duplicate or ignored_…"})
 
 
-class PlanSchema(Schema):
+class _LimitFields(Schema):
+    """Quotas; null means unlimited."""
+
+    executions_per_month = fields.Integer(allow_none=True)
+    agents = fields.Integer(allow_none=True)
+    customers = fields.Integer(allow_none=True)
+    licenses = fields.Integer(allow_none=True)
+    api_keys = fields.Integer(allow_none=True)
+    features = fields.List(fields.String(), required=True)
+
+
+class PlanSchema(_LimitFields):
     id = fields.UUID(required=True)
     code = fields.String(required=True)
     name = fields.String(required=True)
     interval = fields.String(required=True)
     amount_minor = fields.Integer(required=True, metadata={"description": "Minor units."})
     currency = fields.String(required=True)
-    executions_per_month = fields.Integer(allow_none=True)
-    agents = fields.Integer(allow_none=True)
-    customers = fields.Integer(allow_none=True)
-    licenses = fields.Integer(allow_none=True)
-    api_keys = fields.Integer(allow_none=True)
-    features = fields.List(fields.String(), required=True)
     is_default = fields.Boolean(required=True)
 
 
-class LimitsSchema(Schema):
+class LimitsSchema(_LimitFields):
     plan_id = fields.UUID(allow_none=True)
     plan_name = fields.String(required=True)
-    executions_per_month = fields.Integer(allow_none=True)
-    agents = fields.Integer(allow_none=True)
-    customers = fields.Integer(allow_none=True)
-    licenses = fields.Integer(allow_none=True)
-    api_keys = fields.Integer(allow_none=True)
-    features = fields.List(fields.String(), required=True)
 
 
 class SubscriptionSchema(Schema):
@@ -82,3 +81,19 @@ class ConnectStatusSchema(Schema):
     charges_enabled = fields.Boolean(required=True)
     payouts_enabled = fields.Boolean(required=True)
     details_submitted = fields.Boolean(required=True)
+
+
+class PlanCreateSchema(Schema):
+    code = fields.String(required=True)
+    name = fields.String(required=True)
+    stripe_price_id = fields.String(load_default=None, allow_none=True)
+    interval = fields.String(load_default="month")
+    amount_minor = fields.Integer(load_default=0)
+    currency = fields.String(load_default="usd")
+    executions_per_month = fields.Integer(load_default=None, allow_none=True)
+    agents = fields.Integer(load_default=None, allow_none=True)
+    customers = fields.Integer(load_default=None, allow_none=True)
+    licenses = fields.Integer(load_default=None, allow_none=True)
+    api_keys = fields.Integer(load_default=None, allow_none=True)
+    features = fields.List(fields.String(), load_default=list)
+    is_default = fields.Boolean(load_default=False)

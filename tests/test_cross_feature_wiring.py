@@ -97,3 +97,23 @@ def test_the_execution_quota_follows_the_customers_plan(app, acme, globex, make_
     with app.app_context(), activate(globex.info):
         # globex has no plan of its own: its customers keep the built-in free allowance.
         assert monthly_execution_limit(gus) == free_default
+
+
+def test_subscription_changes_emit_subscription_updated_once(app, acme, globex, make_user):
+    from app.billing.sync import apply_subscription
+
+    ann = make_user(acme, "ann@example.com")
+    remote = {"id": "sub_123", "customer": "cus_1", "status": "active",
+              "items": {"data": [{"price": {"id": "price_pro"},
+                                  "current_period_end": 1798000000}]}}
+    with app.app_context(), activate(acme.info):
+        row = apply_subscription(remote, None, ann)
+        apply_subscription(remote, None, ann)  # a replay: nothing changed, nothing said
+        apply_subscription({**remote, "status": "past_due"}, None, ann)
+        db.session.commit()
+        events = db.session.scalars(select(WebhookEvent).order_by(WebhookEvent.created_at))
+        statuses = [(e.type, e.data["status"]) for e in events]
+        assert statuses == [("subscription.updated", "active"),
+                            ("subscription.updated", "past_due")]
+        assert row.user_id == ann
+    assert _event_types(app, globex) == []

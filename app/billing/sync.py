@@ -75,6 +75,7 @@ def apply_subscription(remote: Any, account: str | None,
     if row is None:
         row = Subscription(stripe_subscription_id=remote["id"], user_id=user_id)
         db.session.add(row)
+    before = _state(row)
     items = _get(_get(remote, "items", {}), "data", []) or []
     first = items[0] if items else {}
     row.stripe_customer_id = object_id(_get(remote, "customer")) or ""
@@ -88,7 +89,26 @@ def apply_subscription(remote: Any, account: str | None,
     row.canceled_at = from_timestamp(_get(remote, "canceled_at"))
     row.synced_at = clock.now()
     db.session.flush()
+    if _state(row) != before:
+        _emit_updated(row)
     return row
+
+
+def _state(row: Subscription) -> tuple:
+    return (row.status, row.stripe_price_id, row.current_period_end, row.cancel_at_period_end,
+            row.canceled_at)
+
+
+def _emit_updated(row: Subscription) -> None:
+    """subscription.updated, only when Stripe's view actually changed: a replayed or
+    re-synced subscription that is already up to date says nothing."""
+    from app.integrations.events import emit
+
+    emit("subscription.updated", {
+        "subscription_id": str(row.id), "user_id": str(row.user_id) if row.user_id else None,
+        "status": row.status, "stripe_price_id": row.stripe_price_id,
+        "current_period_end": row.current_period_end,
+        "cancel_at_period_end": row.cancel_at_period_end}, owner_user_id=row.user_id)
 
 
 def sync_subscription(subscription_id: str, account: str | None,

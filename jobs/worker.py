@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import logging
 import socket
+import threading
 import uuid
 
 from rq import Worker
 from rq.serializers import JSONSerializer
 
+from jobs.periodic import start_ticker
 from jobs.queues import ALL, get_queue
 from jobs.registry import load_all
 
@@ -37,7 +39,14 @@ def run_worker(app, queues: list[str] | None = None, burst: bool = False,
             serializer=JSONSerializer,
             name=f"albedo-{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
         level = app.extensions["albedo.settings"].log_level
-        return worker.work(burst=burst, with_scheduler=True, logging_level=level)
+        stop = threading.Event()
+        if not burst:
+            # Sweeps and reconciliation: enqueued once per slot however many workers run.
+            start_ticker(app, stop)
+        try:
+            return worker.work(burst=burst, with_scheduler=True, logging_level=level)
+        finally:
+            stop.set()
 
 
 def main(argv: list[str] | None = None) -> int:

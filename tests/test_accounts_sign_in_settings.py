@@ -70,3 +70,16 @@ def test_a_reseller_turns_sign_up_off_for_its_tenant_only(app, acme, globex, mak
                    token_from="/settings/sign-in")
     assert on.status_code == 302
     assert acme.client.get("/signup").status_code == 200
+
+
+def test_sign_in_settings_changes_are_audited_without_the_secret(app, acme, globex, make_user):
+    from tests.accounts_support import audit_actions
+
+    make_user(acme, "owner@acme.example", role="RESELLER")
+    login(acme, "owner@acme.example")
+    post_form(acme, "/settings/sign-in/signup", {}, token_from="/settings/sign-in")
+    _save_app(acme, "google", "acme-google", "very-secret")
+    assert audit_actions(app, acme).count("sign_in_settings_changed") == 2
+    assert "sign_in_settings_changed" not in audit_actions(app, globex)
+    log = acme.client.get("/audit").get_data(as_text=True)
+    assert "very-secret" not in log

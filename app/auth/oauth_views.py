@@ -17,7 +17,7 @@ from flask import Blueprint, abort, redirect, render_template, request, session,
 from flask_login import current_user, login_required, login_user
 from sqlalchemy.exc import IntegrityError
 
-from app.auth import oauth
+from app.auth import audit, oauth
 from app.auth.account import AccountError, signup_open
 from app.auth.account_forms import EmptyForm, OAuthAppForm, SignUpSettingsForm
 from app.auth.permissions import require_role
@@ -185,6 +185,9 @@ def save_signup_setting():
     # The tenant row is platform-level; a reseller changes only its own, found by the id of
     # the tenant this request resolved to. The resolution cache is invalidated on commit.
     get_tenant(current().id).signup_enabled = bool(form.signup_enabled.data)
+    audit.record("sign_in_settings_changed", actor_user_id=current_user.id,
+                 actor_label=current_user.email, target_type="tenant", target_id=current().id,
+                 signup_enabled=bool(form.signup_enabled.data))
     db.session.commit()
     return redirect(url_for("oauth.sign_in_settings", sent="saved"))
 
@@ -204,6 +207,10 @@ def save_oauth_app(provider: str):
     except UserValidationError as exc:
         db.session.rollback()
         return _render_sign_in_settings({provider: exc.details}, status=400)
+    # The secret never goes into the log; that it was set, and by whom, does.
+    audit.record("sign_in_settings_changed", actor_user_id=current_user.id,
+                 actor_label=current_user.email, target_type="oauth_provider",
+                 target_id=provider, enabled=bool(form.enabled.data))
     db.session.commit()
     return redirect(url_for("oauth.sign_in_settings", sent="saved"))
 

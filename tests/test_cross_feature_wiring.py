@@ -117,3 +117,28 @@ def test_subscription_changes_emit_subscription_updated_once(app, acme, globex, 
                             ("subscription.updated", "past_due")]
         assert row.user_id == ann
     assert _event_types(app, globex) == []
+
+
+def test_a_spent_quota_emits_quota_exceeded_once_a_month(app, acme, globex, make_user):
+    import pytest
+
+    from app.agents.quotas import reserve
+    from app.billing.plans import create_plan
+    from app.errors import ApiError
+
+    ann = make_user(acme, "ann@example.com")
+    make_user(globex, "ann@example.com")
+    with app.app_context(), activate(acme.info):
+        create_plan("tiny", "Tiny", is_default=True, executions_per_month=1)
+        db.session.commit()
+        reserve(ann)
+        db.session.commit()
+        for _ in range(3):  # refused three times: announced once
+            with pytest.raises(ApiError) as refused:
+                reserve(ann)
+            assert refused.value.code == "quota_exceeded"
+    with app.app_context(), activate(acme.info):
+        events = db.session.scalars(select(WebhookEvent)).all()
+        assert [(e.type, e.data["quota"], e.data["limit"]) for e in events] == [
+            ("quota.exceeded", "executions_per_month", 1)]
+    assert _event_types(app, globex) == []

@@ -105,6 +105,7 @@ def reserve(user_id: uuid.UUID, api_key_id: uuid.UUID | None = None,
         if db.session.execute(stmt).rowcount != 1:
             db.session.rollback()
             reset = reset_at(now)
+            _announce_exceeded(user_id, scope, period, reset)
             raise ApiError(
                 429, "quota_exceeded",
                 f"The monthly execution quota of {scope.limit} for this "
@@ -113,6 +114,28 @@ def reserve(user_id: uuid.UUID, api_key_id: uuid.UUID | None = None,
                 details={"scope": scope.label, "limit": scope.limit,
                          "period": period, "reset_at": reset.isoformat()},
                 headers={"Retry-After": str(max(int((reset - now).total_seconds()), 1))})
+
+
+def _announce_exceeded(user_id: uuid.UUID, scope: Scope, period: str, reset: datetime) -> None:
+    """quota.exceeded, once per scope and month: a client retrying against a spent quota
+    must not turn every refusal into a webhook."""
+    from app.integrations.events import emit
+    from app.redis import get_redis
+
+    try:
+        first = get_redis().set(f"albedo:quota-exceeded:{current_id()}:{scope.key}:{period}",
+                                "1", nx=True, ex=40 * 24 * 3600)
+    except Exception:  # no Redis, no dedup: better silent than a flood
+        return
+    if not first:
+        return
+    # The plan's quota keeps the plan's own name; per-key and per-license caps say which.
+    name = ("executions_per_month" if scope.label == "plan"
+            else f"{scope.label}_executions_per_month")
+    emit("quota.exceeded", {"user_id": str(user_id), "quota": name,
+                            "limit": scope.limit, "period": period,
+                            "reset_at": reset.isoformat()}, owner_user_id=user_id)
+    db.session.commit()
 
 
 def usage_of(user_id: uuid.UUID) -> dict[str, object]:

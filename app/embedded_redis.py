@@ -75,7 +75,26 @@ def _wait_for(socket_path: str) -> str:
     raise RuntimeError(f"the embedded Redis did not start; see {log}")
 
 
-def stop(instance_path: str) -> bool:
+def stop(instance_path: str, save: bool = True) -> bool:
+    """Stop the embedded server; ``save=False`` for a throwaway one (tests, benchmarks).
+
+    SHUTDOWN over the socket rather than a signal: Redis refuses to exit on SIGTERM when
+    its final save fails (say, its folder is being removed), and would linger.
+    """
+    socket_path = str(Path(instance_path) / "redis.sock")
+    if not _ping(socket_path):
+        return _signal_stop(instance_path)
+    try:
+        redis.Redis(unix_socket_path=socket_path, socket_timeout=5).shutdown(
+            save=save, nosave=not save)
+    except redis.ConnectionError:
+        pass  # the expected answer: the server closed the connection as it exited
+    except (redis.RedisError, OSError):
+        return _signal_stop(instance_path)
+    return True
+
+
+def _signal_stop(instance_path: str) -> bool:
     pidfile = Path(instance_path) / "redis.pid"
     if not pidfile.exists():
         return False

@@ -80,7 +80,7 @@ def main() -> None:
     if not os.environ.get("REDIS_URL"):
         from app import embedded_redis
 
-        embedded_redis.stop(instance)  # the throw-away Redis this run started
+        embedded_redis.stop(instance, save=False)  # the throw-away Redis this run started
     ideal = args.workers / args.latency
     print(json.dumps({
         "provider_latency_s": args.latency,

@@ -207,7 +207,7 @@ def _stop_embedded_redis(instance: str) -> None:
     sys.path.insert(0, str(ROOT))
     from app import embedded_redis
 
-    embedded_redis.stop(instance)
+    embedded_redis.stop(instance, save=False)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:

@@ -75,7 +75,7 @@ def main() -> None:
     if settings.uses_embedded_redis:
         from app import embedded_redis
 
-        embedded_redis.stop(instance)
+        embedded_redis.stop(instance, save=False)
 
 
 if __name__ == "__main__":

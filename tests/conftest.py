@@ -39,7 +39,7 @@ def instance_dir() -> Iterator[str]:
     yield path
     from app import embedded_redis
 
-    embedded_redis.stop(path)
+    embedded_redis.stop(path, save=False)  # throwaway: no final save into a folder being removed
     shutil.rmtree(path, ignore_errors=True)
 
 

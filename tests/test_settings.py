@@ -69,3 +69,17 @@ def test_importing_the_app_has_no_side_effects(tmp_path):
                          text=True, env={"PYTHONPATH": str(Path(__file__).parents[1])})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"  # nothing created: no instance/, no database, no Redis
+
+
+def test_the_embedded_redis_stops_for_good(tmp_path):
+    import shutil
+
+    from app import embedded_redis
+
+    instance = tmp_path / "i"
+    socket_path = embedded_redis.ensure_running(str(instance))
+    assert embedded_redis._ping(socket_path)
+    assert embedded_redis.stop(str(instance), save=False)
+    shutil.rmtree(instance)  # what the test fixture does next: the server must not linger
+    assert not embedded_redis._ping(socket_path)
+    assert embedded_redis.stop(str(tmp_path / "never-started")) is False

@@ -38,6 +38,7 @@ machines_blp = Blueprint("license_machines", __name__,
                          description="Machine activation, deactivation and heartbeats "
                                      "(authenticated with the license key)")
 wellknown_bp = FlaskBlueprint("license_wellknown", __name__)
+VALIDATE_PATH = "/api/v1/licenses/validate"
 
 
 @wellknown_bp.get("/.well-known/albedo/license-keys.json")
@@ -48,11 +49,15 @@ def license_keys() -> Response:
     return response
 
 
-@validate_blp.after_request
+@validate_blp.after_app_request
 def _sign_answer(response: Response) -> Response:
-    # Every answer of this blueprint, errors and 429s included, is signed: a client holding
-    # only the public key can tell a genuine answer from a forged or altered one.
-    if current_or_none() is None or response.direct_passthrough:
+    # Every answer on the validation path, errors included (422, 429, and the 405 or 415
+    # that routing and the API conventions give before this blueprint is even chosen), is
+    # signed: a client holding only the public key can tell a genuine answer from a forged
+    # or altered one. A domain that resolves to no tenant has no key to sign with (its 404
+    # is unsigned; a verifier rejects it like any unsigned answer).
+    if (request.path.rstrip("/") != VALIDATE_PATH or current_or_none() is None
+            or response.direct_passthrough):
         return response
     headers = signing.sign_response(request.method, request.path, request.host,
                                     response.get_data())

@@ -32,6 +32,8 @@ PERIODIC = (
     Periodic("agents.sweep", 60),
     # Webhook deliveries whose retry time has come (and ones lost with a dead worker).
     Periodic("integrations.dispatch_due", 30),
+    # license.expired for licenses whose expiry passed (cross-tenant, idempotent).
+    Periodic("licensing.announce_expiries", 300),
     # Missed Stripe events and drifted subscriptions (a no-op without Stripe configured).
     Periodic("billing.reconcile", 900),
 )

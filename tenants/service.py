@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from flask import current_app
@@ -158,3 +160,19 @@ def get_by_slug(slug: str) -> Tenant | None:
 def info_for(tenant: Tenant):
     """The snapshot that tenants.activate() takes (jobs, CLI, tests)."""
     return snapshot(tenant, current_app.extensions["albedo.settings"].platform_domain)
+
+
+@contextmanager
+def acting_as(tenant_id: uuid.UUID) -> Iterator[bool]:
+    """Cross-tenant work, one tenant at a time: activate ``tenant_id`` (by id) in a fresh
+    transaction. Yields False, without activating, when the tenant no longer exists."""
+    from tenants.context import activate
+
+    tenant = get_tenant(tenant_id)
+    if tenant is None:
+        yield False
+        return
+    info = info_for(tenant)
+    db.session.rollback()  # what follows runs under the tenant's own isolation settings
+    with activate(info):
+        yield True

@@ -267,3 +267,15 @@ def api_caller(app, make_user):
             return Caller({"Authorization": f"Bearer {raw}"}, user_id, key.id, email)
 
     return make
+
+
+@pytest.fixture
+def at():
+    """Set the app's clock: ``at(moment)`` returns ``moment`` (reset after each test)."""
+    from app import clock
+
+    def set_to(moment):
+        clock.set_clock(lambda: moment)
+        return moment
+
+    return set_to

@@ -69,3 +69,4 @@ def flip_char(text: str, index: int) -> str:
 
 def as_json(data) -> str:
     return json.dumps(data, sort_keys=True)
+

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from app import clock
 from tests.licensing_support import (
     VALIDATE,
     flip_char,
@@ -19,16 +18,6 @@ from tests.licensing_support import (
 )
 
 T0 = datetime(2030, 3, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def at():
-    """Set the clock: ``at(moment)``."""
-    def set_to(moment: datetime) -> datetime:
-        clock.set_clock(lambda: moment)
-        return moment
-
-    return set_to
 
 
 def _act(app, site, license_id, fn):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import has_request_context, request
+from flask import g, has_app_context, has_request_context, request
 
 from app.auth.models import AuditEvent
 from app.extensions import db
@@ -13,7 +13,31 @@ from app.extensions import db
 ACTIONS = ("sign_in", "sign_in_failed", "api_key_created", "api_key_revoked", "role_changed",
            "tenant_suspended", "tenant_reinstated", "password_changed", "sign_up",
            "tenant_created", "domain_changed", "account_locked", "user_deactivated",
-           "user_reactivated", "sign_in_settings_changed")
+           "user_reactivated", "sign_in_settings_changed",
+           # licensing
+           "license_issued", "licenses_bulk_issue_started", "license_suspended",
+           "license_reinstated", "license_revoked", "license_renewed", "license_extended",
+           "license_customer_changed", "machine_deactivated", "signing_key_rotated",
+           "signing_key_retired")
+
+
+def acting() -> dict[str, Any]:
+    """``actor_user_id`` and ``actor_label`` of whoever acts now, for :func:`record`.
+
+    An API request's principal (user or API key), else the signed-in page user, else the
+    command line or a job (no request: the label says so).
+    """
+    if has_app_context() and "principal" in g:
+        principal = g.principal
+        label = f"api key {principal.api_key_id}" if principal.api_key_id else ""
+        return {"actor_user_id": principal.user_id, "actor_label": label}
+    if has_request_context():
+        from flask_login import current_user
+
+        if current_user.is_authenticated:
+            return {"actor_user_id": current_user.id, "actor_label": current_user.email}
+        return {"actor_label": "anonymous"}
+    return {"actor_label": "system"}
 
 
 def record(action: str, *, actor_user_id: uuid.UUID | None = None, actor_label: str = "",

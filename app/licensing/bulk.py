@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from sqlalchemy import func, select
 
 from app import clock
+from app.auth import audit
 from app.errors import ApiError
 from app.extensions import db
 from app.licensing import service, signing
@@ -30,6 +31,8 @@ def start(policy: Policy, count: int, name_prefix: str = "",
                      created_by_id=created_by_id, status="queued")
     db.session.add(bulk)
     db.session.flush()
+    audit.record("licenses_bulk_issue_started", **audit.acting(), target_type="bulk_issue",
+                 target_id=bulk.id, count=count, policy_id=str(policy.id))
     enqueue_after_commit(db.session, "licensing.bulk_issue", str(bulk.id),
                          job_id=f"license-bulk-{bulk.id}")
     return bulk

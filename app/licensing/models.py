@@ -94,6 +94,7 @@ class License(IdMixin, TenantScoped, TimestampMixin, db.Model):
     __table_args__ = (
         CheckConstraint("status IN ('active', 'suspended', 'revoked')", name="status"),
         Index("ix_licenses_tenant_created", "tenant_id", "created_at", "id"),
+        Index("ix_licenses_expires_at", "expires_at"),
     )
 
     policy_id: Mapped[uuid.UUID] = mapped_column(
@@ -120,6 +121,9 @@ class License(IdMixin, TenantScoped, TimestampMixin, db.Model):
     # Written by the counters flush job, never on the validation hot path.
     validation_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     last_validated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When license.expired was emitted for the current expiry (the periodic expiry scan sets
+    # it; a renewal or extension clears it so that the new expiry is announced in its turn).
+    expiry_announced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     policy: Mapped[Policy] = relationship(lazy="joined")
     product: Mapped[Product] = relationship(lazy="joined")

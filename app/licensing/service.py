@@ -11,6 +11,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Select, func, or_, select
 
@@ -131,14 +132,23 @@ def _sign(license_: License, key: signing.LoadedKey | None = None) -> None:
     license_.kid = key.kid
 
 
-def _emit(event: str, license_: License) -> None:
+def _audit(action: str, license_: License, **details: Any) -> None:
+    from app.auth import audit
+
+    audit.record(action, **audit.acting(), target_type="license", target_id=license_.id,
+                 **details)
+
+
+def emit_license_event(event: str, license_: License, **extra: Any) -> None:
+    """Emit a license.* event with the license's common fields (and ``extra`` ones)."""
     from app.integrations.events import emit
 
+    status = "expired" if event == "license.expired" else license_.status
     emit(event, {"license_id": str(license_.id), "key_prefix": current().license_key_prefix,
                  "product_id": str(license_.product_id),
                  "user_id": str(license_.owner_id) if license_.owner_id else None,
-                 "customer_email": license_.customer_email, "status": license_.status,
-                 "expires_at": license_.expires_at}, owner_user_id=license_.owner_id)
+                 "customer_email": license_.customer_email, "status": status,
+                 "expires_at": license_.expires_at, **extra}, owner_user_id=license_.owner_id)
 
 
 def issue_license(policy: Policy, *, name: str = "", customer_email: str | None = None,
@@ -158,8 +168,10 @@ def issue_license(policy: Policy, *, name: str = "", customer_email: str | None 
     _sign(license_, key)
     db.session.add(license_)
     if bulk_issue_id is None:
-        # One event per license sold; a bulk run of thousands is one batch, not a flood.
-        _emit("license.created", license_)
+        # One event and audit entry per license sold; a bulk run of thousands is one batch
+        # (audited when it starts), not a flood.
+        emit_license_event("license.created", license_)
+        _audit("license_issued", license_, policy_id=str(policy.id))
     return license_
 
 
@@ -175,7 +187,8 @@ def suspend(license_: License) -> License:
         raise ApiError(409, "license_revoked", "A revoked license cannot be suspended.")
     license_.status = "suspended"
     license_.suspended_at = clock.now()
-    _emit("license.suspended", license_)
+    emit_license_event("license.suspended", license_)
+    _audit("license_suspended", license_)
     return license_
 
 
@@ -184,6 +197,7 @@ def reinstate(license_: License) -> License:
         raise ApiError(409, "license_revoked", "A revoked license cannot be reinstated.")
     license_.status = "active"
     license_.suspended_at = None
+    _audit("license_reinstated", license_)
     return license_
 
 
@@ -192,7 +206,8 @@ def revoke(license_: License) -> License:
     if license_.status != "revoked":
         license_.status = "revoked"
         license_.revoked_at = clock.now()
-        _emit("license.revoked", license_)
+        emit_license_event("license.revoked", license_)
+        _audit("license_revoked", license_)
     return license_
 
 
@@ -201,10 +216,12 @@ def renew(license_: License) -> License:
     if not license_.policy.duration_days:
         raise ApiError(409, "perpetual_license", "This license's policy has no duration.")
     base = max(license_.expires_at or clock.now(), clock.now())
-    return extend(license_, base + timedelta(days=license_.policy.duration_days))
+    return extend(license_, base + timedelta(days=license_.policy.duration_days),
+                  action="license_renewed")
 
 
-def extend(license_: License, expires_at: datetime | None) -> License:
+def extend(license_: License, expires_at: datetime | None,
+           action: str = "license_extended") -> License:
     """Set a new expiry (None: never) and re-sign the key so offline checks see it too.
 
     The old key text keeps validating online (the row's expiry is authoritative); offline
@@ -212,8 +229,13 @@ def extend(license_: License, expires_at: datetime | None) -> License:
     """
     if license_.status == "revoked":
         raise ApiError(409, "license_revoked", "A revoked license cannot be extended.")
+    previous = license_.expires_at
     license_.expires_at = _whole_seconds(expires_at)
+    if license_.expires_at is None or license_.expires_at > clock.now():
+        license_.expiry_announced_at = None  # the new expiry is announced when it comes
     _sign(license_)
+    _audit(action, license_, previous_expires_at=previous and previous.isoformat(),
+           expires_at=license_.expires_at and license_.expires_at.isoformat())
     return license_
 
 
@@ -221,6 +243,8 @@ def attach_customer(license_: License, email: str | None) -> License:
     email = (email or "").strip().lower() or None
     if email and not EMAIL.match(email):
         raise _invalid({"customer_email": "must be an email address"})
+    if email != license_.customer_email:
+        _audit("license_customer_changed", license_, customer_email=email)
     license_.customer_email = email
     return license_
 

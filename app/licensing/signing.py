@@ -124,7 +124,12 @@ def create_key() -> SigningKey:
 
 def rotate() -> SigningKey:
     """Add a new key that signs from now on; older keys keep verifying until retired."""
-    return create_key()
+    from app.auth import audit
+
+    row = create_key()
+    audit.record("signing_key_rotated", **audit.acting(), target_type="signing_key",
+                 target_id=row.kid)
+    return row
 
 
 def retire(kid: str) -> SigningKey:
@@ -136,7 +141,12 @@ def retire(kid: str) -> SigningKey:
     if not row.retired and len(active) == 1:
         raise ApiError(409, "last_signing_key",
                        "Rotate first: the last active key cannot be retired.")
-    row.retired_at = row.retired_at or clock.now()
+    if row.retired_at is None:
+        from app.auth import audit
+
+        row.retired_at = clock.now()
+        audit.record("signing_key_retired", **audit.acting(), target_type="signing_key",
+                     target_id=row.kid)
     _cache().forget(_tenant_id())
     return row
 

@@ -36,15 +36,44 @@ def flush_validations() -> dict[str, int]:
         if license_ is not None and (license_.last_validated_at is None
                                      or when > license_.last_validated_at):
             license_.last_validated_at = when
+    failures: dict[tuple[uuid.UUID, str], list[dict]] = {}
     for entry in entries:
         license_id = uuid.UUID(entry["l"]) if entry.get("l") else None
+        known = license_id if license_id in licenses else None
         db.session.add(ValidationRecord(
-            license_id=license_id if license_id in licenses else None, code=entry["c"],
+            license_id=known, code=entry["c"],
             fingerprint=entry.get("f"), ip=entry.get("ip"),
             validated_at=datetime.fromisoformat(entry["t"])))
+        if known is not None and entry["c"] != "VALID":
+            failures.setdefault((known, entry["c"]), []).append(entry)
+    _announce_failures(licenses, failures)
     db.session.commit()
     counters.forget_batch(tenant_id, batch_id)
     return {"licenses": len(licenses), "log_entries": len(entries)}
+
+
+def _announce_failures(licenses: dict[uuid.UUID, License],
+                       failures: dict[tuple[uuid.UUID, str], list[dict]]) -> None:
+    # One event per (license, code) per batch: an agent retrying in a loop must not turn
+    # into a flood of webhooks. Emitted in the flush's transaction, so a retried flush
+    # (same batch) emits nothing twice.
+    from app.licensing.service import emit_license_event
+
+    for (license_id, code), rows in failures.items():
+        moments = sorted(row["t"] for row in rows)
+        last_fingerprint = next((row.get("f") for row in reversed(rows) if row.get("f")), None)
+        emit_license_event("license.validation_failed", licenses[license_id],
+                           reason=code.lower(), code=code, count=len(rows),
+                           fingerprint=last_fingerprint, first_at=moments[0],
+                           last_at=moments[-1])
+
+
+@task("licensing.announce_expiries", tenant_scoped=False, retry_intervals=())
+def announce_expiries_task() -> dict[str, int]:
+    """license.expired for every expiry that passed since the last scan (periodic)."""
+    from app.licensing.expiry import announce_expiries
+
+    return {"announced": announce_expiries()}
 
 
 @task("licensing.bulk_issue", retry_intervals=(10, 60, 300), timeout=1800)

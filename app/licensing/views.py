@@ -24,6 +24,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from app.api.pagination import paginate
+from app.auth import audit
 from app.auth.permissions import require_role
 from app.errors import ApiError
 from app.extensions import db
@@ -204,6 +205,9 @@ def deactivate(machine_id: uuid.UUID):
         raise ApiError(404, "machine_not_found", "No machine has this id.")
     license_id = machine.license_id
     machine_service.deactivate(machine)
+    audit.record("machine_deactivated", **audit.acting(), target_type="machine",
+                 target_id=machine.id, license_id=str(license_id),
+                 fingerprint=machine.fingerprint)
     db.session.commit()
     flash("Machine deactivated; its seat is free.")
     return redirect(url_for(".license_detail", license_id=license_id))

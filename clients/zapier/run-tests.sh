@@ -10,9 +10,23 @@ if [ -f package-lock.json ]; then npm ci --no-audit --no-fund >/dev/null; else n
 
 receiver_port="$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 ready="$(mktemp)"
+server=""
+# Whatever ends this script (success, a failing test, Ctrl-C, a kill), the live server gets
+# SIGTERM and is waited for: it stops its worker, web servers and stand-in provider, then
+# its embedded Redis (it removes its instance folder too), so nothing is left running.
+stop_server() {
+  if [ -n "$server" ]; then
+    kill -TERM "$server" 2>/dev/null || true
+    wait "$server" 2>/dev/null || true
+  fi
+  rm -f "$ready"
+}
+trap stop_server EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
 "$PYTHON" test/live_server.py "$receiver_port" >"$ready" &
 server=$!
-trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -f "$ready"' EXIT
 
 for _ in $(seq 1 600); do
   if [ -s "$ready" ]; then break; fi
@@ -21,8 +35,6 @@ for _ in $(seq 1 600); do
 done
 [ -s "$ready" ] || { echo "zapier: the live server did not become ready" >&2; exit 1; }
 
-config="$(head -n1 "$ready")"
-field() { "$PYTHON" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$config" "$1"; }
-ALBEDO_BASE_URL="$(field base_url)" ALBEDO_API_KEY="$(field api_key)" \
-ALBEDO_CONTROL_URL="$(field control_url)" ALBEDO_RECEIVER_PORT="$receiver_port" \
-  NODE_ENV=test node --test test/
+# One JSON line: base_url, api_key, control_url and the seeded agent, policy and key prefix.
+ALBEDO_LIVE="$(head -n1 "$ready")" ALBEDO_RECEIVER_PORT="$receiver_port" \
+  NODE_ENV=test node --test --test-concurrency=1 test/

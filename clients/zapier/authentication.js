@@ -4,8 +4,24 @@
 // serves the API on its domain), so the user pastes it with the key.
 const base = (bundle) => String(bundle.authData.base_url || '').replace(/\/+$/, '');
 
+// Every non-2xx answer of the API is the one error envelope, {"error": {"code", "message",
+// …}}: the Zap's user sees its message and code (a z.errors.Error) instead of the raw
+// response. A request with skipThrowForStatus handles its own errors; a 429 never gets here
+// (zapier-platform-core turns it into its ThrottledError, with the Retry-After delay, first);
+// an answer that is not an envelope (a proxy's error page) falls through to the platform's
+// ResponseError.
+const throwForEnvelope = (response, z) => {
+  if (response.status < 400 || response.skipThrowForStatus) return response;
+  const error = response.data && response.data.error;
+  if (error && typeof error.message === 'string') {
+    throw new z.errors.Error(error.message, error.code, response.status);
+  }
+  return response;
+};
+
 module.exports = {
   base,
+  afterResponse: [throwForEnvelope],
   authentication: {
     type: 'custom',
     fields: [

@@ -2,7 +2,7 @@
 
 const { version } = require('./package.json');
 const { version: platformVersion } = require('zapier-platform-core');
-const { authentication, beforeRequest } = require('./authentication');
+const { authentication, beforeRequest, afterResponse } = require('./authentication');
 const triggers = require('./triggers/events');
 const runAgent = require('./creates/run_agent');
 const createLicense = require('./creates/create_license');
@@ -12,6 +12,7 @@ module.exports = {
   platformVersion,
   authentication,
   beforeRequest,
+  afterResponse,
   triggers,
   creates: {
     [runAgent.key]: runAgent,

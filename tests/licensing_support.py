@@ -69,4 +69,3 @@ def flip_char(text: str, index: int) -> str:
 
 def as_json(data) -> str:
     return json.dumps(data, sort_keys=True)
-

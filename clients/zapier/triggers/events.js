@@ -16,6 +16,8 @@ const EVENTS = [
   ['license.suspended', 'License', 'License Suspended', { license_id: 'l1', status: 'suspended' }],
   ['license.revoked', 'License', 'License Revoked', { license_id: 'l1', status: 'revoked' }],
   ['license.expired', 'License', 'License Expired', { license_id: 'l1', status: 'expired' }],
+  ['license.validation_failed', 'License', 'License Validation Failed',
+    { license_id: 'l1', reason: 'expired', code: 'EXPIRED', count: 3 }],
   ['machine.activated', 'Machine', 'Machine Activated',
     { machine_id: 'm1', license_id: 'l1', fingerprint: '9a4f0c1e7b2d' }],
   ['customer.created', 'Customer', 'New Customer',

@@ -192,6 +192,9 @@ def _register_features(app: Flask) -> None:
 
     app.cli.add_command(webhooks_cli)
 
+    from app.licensing import freshness
+
+    freshness.install()  # committed licensing changes invalidate validation snapshots
     app.register_blueprint(licensing_public.wellknown_bp)
     api.register_blueprint(licensing_public.validate_blp, url_prefix="/api/v1/licenses")
     api.register_blueprint(licensing_public.machines_blp, url_prefix="/api/v1/machines")

@@ -1,6 +1,7 @@
 """Validation counts, last-validated times and the validation log, kept off the hot path.
 
-A validation does one pipelined Redis round trip (counter, last time, log entry); a job
+A validation records itself in the same Redis script that takes its rate budgets (see
+``hotpath``: counter, last time, log entry, flush flag); a job
 (``licensing.flush_validations``) later moves them onto the license rows and the
 ``license_validations`` table in one transaction per tenant. The first validation after a
 flush schedules the next one (a ``SET NX`` flag whose lifetime equals the job's delay), so
@@ -25,38 +26,28 @@ FLUSH_DELAY = 10
 LOG_CAP = 50_000  # the log buffer never grows past this while the worker is down
 
 
-def _keys(tenant_id: uuid.UUID) -> dict[str, str]:
+def keys_for(tenant_id: uuid.UUID) -> dict[str, str]:
     base = f"albedo:lic:{tenant_id}"
     return {"counts": f"{base}:counts", "last": f"{base}:last", "log": f"{base}:log",
             "flag": f"{base}:flush-scheduled"}
 
 
-def record(tenant_id: uuid.UUID, license_id: uuid.UUID | None, code: str,
-           fingerprint: str | None, ip: str | None, now: datetime) -> None:
-    """Note one validation. Never raises: losing a counter must not fail a validation."""
-    keys = _keys(tenant_id)
-    entry = json.dumps({"l": str(license_id) if license_id else None, "c": code,
-                        "f": (fingerprint or None) and fingerprint[:255], "ip": ip,
-                        "t": now.isoformat()})
-    try:
-        pipe = get_redis().pipeline(transaction=False)
-        if license_id is not None:
-            pipe.hincrby(keys["counts"], str(license_id), 1)
-            pipe.hset(keys["last"], str(license_id), now.isoformat())
-        pipe.rpush(keys["log"], entry)
-        pipe.ltrim(keys["log"], -LOG_CAP, -1)
-        pipe.set(keys["flag"], "1", nx=True, ex=FLUSH_DELAY)
-        scheduled = pipe.execute()[-1]
-    except Exception:
-        log.warning("could not record a license validation in Redis", exc_info=True)
-        return
-    if scheduled:
-        try:
-            from jobs.enqueue import enqueue
+def log_entry(license_id: uuid.UUID | None, code: str, fingerprint: str | None,
+              ip: str | None, now: datetime) -> str:
+    """One validation as the log buffer keeps it (the flush job writes it to a row)."""
+    return json.dumps({"l": str(license_id) if license_id else None, "c": code,
+                       "f": (fingerprint or None) and fingerprint[:255], "ip": ip,
+                       "t": now.isoformat()})
 
-            enqueue("licensing.flush_validations", tenant_id=tenant_id, delay_seconds=FLUSH_DELAY)
-        except Exception:
-            log.warning("could not schedule the validation flush", exc_info=True)
+
+def schedule_flush(tenant_id: uuid.UUID) -> None:
+    """Enqueue the flush job (the caller won the flush flag). Never raises."""
+    try:
+        from jobs.enqueue import enqueue
+
+        enqueue("licensing.flush_validations", tenant_id=tenant_id, delay_seconds=FLUSH_DELAY)
+    except Exception:
+        log.warning("could not schedule the validation flush", exc_info=True)
 
 
 def drain(tenant_id: uuid.UUID, batch_id: str) -> tuple[dict[str, int], dict[str, str], list]:
@@ -65,7 +56,7 @@ def drain(tenant_id: uuid.UUID, batch_id: str) -> tuple[dict[str, int], dict[str
     The taken data is parked under ``batch_id`` until :func:`forget_batch`, so a job that
     dies between drain and commit finds it again on retry (same job id, same batch).
     """
-    keys = _keys(tenant_id)
+    keys = keys_for(tenant_id)
     redis = get_redis()
     parked = {name: f"{keys[name]}:batch:{batch_id}" for name in ("counts", "last", "log")}
     if not redis.exists(*parked.values()):  # not a retry: park what was recorded so far
@@ -81,7 +72,7 @@ def drain(tenant_id: uuid.UUID, batch_id: str) -> tuple[dict[str, int], dict[str
 
 
 def forget_batch(tenant_id: uuid.UUID, batch_id: str) -> None:
-    keys = _keys(tenant_id)
+    keys = keys_for(tenant_id)
     get_redis().delete(*(f"{keys[n]}:batch:{batch_id}" for n in ("counts", "last", "log")))
 
 

@@ -19,6 +19,7 @@ from app.licensing import service
 from app.licensing.models import License, Machine, Policy
 
 
+# These accept the ORM rows or a validation snapshot (same attribute names).
 def seat_limit(policy: Policy) -> int | None:
     """Node-locked: one machine. Floating: ``max_machines`` (None: unlimited)."""
     return policy.max_machines if policy.floating else 1

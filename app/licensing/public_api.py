@@ -6,20 +6,19 @@ Machine endpoints authenticate with the license key itself (``Authorization: Lic
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from datetime import timedelta
 
 from flask import Blueprint as FlaskBlueprint
-from flask import Response, jsonify, request
+from flask import Response, g, jsonify, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from app import clock
-from app.api.limits import client_ip, limiter
+from app.api.limits import limiter
 from app.errors import ApiError
 from app.extensions import db
-from app.licensing import counters, machines, signing
+from app.licensing import counters, hotpath, machines, signing
 from app.licensing.models import Machine
 from app.licensing.schemas import (
     ActivateMachineSchema,
@@ -29,7 +28,7 @@ from app.licensing.schemas import (
     ValidateAnswerSchema,
     ValidateRequestSchema,
 )
-from app.licensing.validation import DETAILS, decide, license_view
+from app.licensing.validation import DETAILS, license_view
 from tenants.context import current, current_or_none
 
 validate_blp = Blueprint("license_validation", __name__,
@@ -59,67 +58,56 @@ def _sign_answer(response: Response) -> Response:
     if (request.path.rstrip("/") != VALIDATE_PATH or current_or_none() is None
             or response.direct_passthrough):
         return response
+    response.headers.update(g.pop("rate_limit_headers", {}))
     headers = signing.sign_response(request.method, request.path, request.host,
                                     response.get_data())
     response.headers.update(headers)
     return response
 
 
-def _client_ip() -> str | None:
-    return request.remote_addr
-
-
-# Validation has its own budgets instead of the API defaults: per key (one leaked key cannot
-# hammer the endpoint) and per IP (one host cannot probe many keys). Configurable with
-# ALBEDO_RATE_LIMIT_LICENSE_KEY and ALBEDO_RATE_LIMIT_LICENSE_IP.
-_LIMIT_DEFAULTS = {"KEY": "120/minute", "IP": "600/minute"}
-
-
-def _validation_limit(name: str) -> str:
-    from flask import current_app
-
-    extra = current_app.extensions["albedo.settings"].extra
-    return extra.get(f"ALBEDO_RATE_LIMIT_LICENSE_{name}", _LIMIT_DEFAULTS[name])
-
-
-def _key_bucket() -> str:
-    body = request.get_json(silent=True)
-    key = body.get("key") if isinstance(body, dict) else None
-    normalised = str(key or "").strip().upper().replace("-", "").replace(" ", "")
-    # A hash: keys do not sit in Redis in clear.
-    return hashlib.sha256(normalised.encode()).hexdigest()[:32]
-
-
 @validate_blp.route("/validate")
 class Validate(MethodView):
-    decorators = [
-        limiter.limit(lambda: _validation_limit("KEY"), key_func=_key_bucket,
-                      scope="license-key"),
-        limiter.limit(lambda: _validation_limit("IP"), key_func=client_ip, scope="license-ip"),
-    ]
+    # Its own budgets (per key, per IP) are taken with the decision in one Redis script
+    # (app/licensing/hotpath.py) instead of flask-limiter's one round trip per limit.
+    decorators = [limiter.exempt]
 
     @validate_blp.arguments(ValidateRequestSchema)
     @validate_blp.response(200, ValidateAnswerSchema)
+    @validate_blp.alt_response(429, description="Over the per-key or per-IP budget "
+                               "(ALBEDO_RATE_LIMIT_LICENSE_KEY / _IP); see Retry-After.")
     def post(self, body: dict):
         """Validate a license key on this reseller's domain.
 
-        Public (no authentication). The answer is always 200 with a `code` (see
-        docs/license-keys.md for codes and their precedence) and is signed: headers `Date`,
-        `Digest: SHA-256=…` and `Albedo-Signature` (Ed25519 over the request line, host,
-        date and digest; keyid names the key in `/.well-known/albedo/license-keys.json`).
-        The `nonce` is echoed so that a client can reject a replayed answer.
+        Public (no authentication), rate-limited per key and per IP. The answer is always
+        200 with a `code` (see docs/license-keys.md for codes and their precedence) and is
+        signed: headers `Date`, `Digest: SHA-256=…` and `Albedo-Signature` (Ed25519 over
+        the request line, host, date and digest; keyid names the key in
+        `/.well-known/albedo/license-keys.json`). The `nonce` is echoed so that a client
+        can reject a replayed answer.
         """
         now = clock.now()
-        result = decide(body["key"], body.get("fingerprint"), body.get("product"), now)
-        license_ = result.license
-        counters.record(current().id, license_.id if license_ else None, result.code,
-                        body.get("fingerprint"), _client_ip(), now)
+        outcome = hotpath.validate(current().id, body["key"], body.get("fingerprint"),
+                                   body.get("product"), request.remote_addr, now)
+        if outcome.refused is not None:
+            raise ApiError(429, "rate_limited",
+                           f"Too many validations from this {outcome.refused}: the limit is "
+                           f"{outcome.limit} per {hotpath.budget(outcome.refused.upper()).window}"
+                           " seconds.",
+                           details={"budget": outcome.refused, "limit": outcome.limit},
+                           headers={"Retry-After": str(outcome.retry_after),
+                                    "X-RateLimit-Limit": str(outcome.limit),
+                                    "X-RateLimit-Remaining": "0"})
+        if outcome.remaining is not None:
+            g.rate_limit_headers = {"X-RateLimit-Limit": str(outcome.limit),
+                                    "X-RateLimit-Remaining": str(outcome.remaining)}
+        decision = outcome.decision
         return {
-            "valid": result.code == "VALID",
-            "code": result.code,
-            "detail": DETAILS[result.code],
-            "flags": result.flags,
-            "license": license_view(license_, now) if license_ is not None else None,
+            "valid": decision.code == "VALID",
+            "code": decision.code,
+            "detail": DETAILS[decision.code],
+            "flags": decision.flags,
+            "license": (license_view(decision.snapshot, now)
+                        if decision.snapshot is not None else None),
             "nonce": body.get("nonce"),
             "ts": now.isoformat(),
         }
@@ -154,7 +142,7 @@ class Machines(MethodView):
         """
         license_ = _license_from_header()
         machine, created = machines.activate(license_, body["fingerprint"], body["name"],
-                                             _client_ip())
+                                             request.remote_addr)
         db.session.commit()
         return _machine_view(machine), 201 if created else 200
 

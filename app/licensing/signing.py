@@ -63,6 +63,9 @@ class KeySet:
     """A tenant's unretired keys, newest first."""
 
     keys: tuple[LoadedKey, ...]
+    # Kids this tenant used to sign with: a key naming one fails as BAD_SIGNATURE, not as
+    # NOT_FOUND (answered without a query, like every other step before the license).
+    retired_kids: frozenset[str] = frozenset()
 
     @property
     def signer(self) -> LoadedKey | None:
@@ -183,7 +186,9 @@ def keyset() -> KeySet:
     cached = _cache().get(tenant_id)
     if cached is not None:
         return cached
-    loaded = _load(keys_newest_first(), tenant_id)
+    rows = keys_newest_first(include_retired=True)
+    loaded = _load([row for row in rows if not row.retired], tenant_id)
+    loaded = KeySet(loaded.keys, frozenset(row.kid for row in rows if row.retired))
     _cache().put(tenant_id, loaded)
     return loaded
 

@@ -25,17 +25,18 @@ like a key that was never issued — a domain reveals nothing about other resell
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-
-from sqlalchemy import select
 
 from app import clock
 from app.extensions import db
 from app.licensing import counters, keyformat, signing
 from app.licensing.machines import expiry_state, is_dead, seat_limit
-from app.licensing.models import License, Machine
+from app.licensing.models import License
+from app.licensing.snapshot import LicenseSnapshot
 
 CODES = ("VALID", "NOT_FOUND", "MALFORMED", "BAD_SIGNATURE", "SUSPENDED", "REVOKED", "EXPIRED",
          "NO_MACHINE", "TOO_MANY_MACHINES", "FINGERPRINT_SCOPE_REQUIRED",
@@ -69,46 +70,67 @@ class Resolved:
     flags: dict[str, Any] = field(default_factory=dict)
 
 
-def resolve_key(text: Any) -> Resolved:
-    """Steps 1-4: parse, find the kid here, verify the signature, find the license."""
+@dataclass(frozen=True)
+class KeyCheck:
+    """Steps 1-3: ``GENUINE`` with the license id the key names, or the refusal code."""
+
+    code: str
+    license_id: uuid.UUID | None = None
+
+
+GENUINE = "GENUINE"
+
+
+def check_key(text: Any) -> KeyCheck:
+    """Steps 1-3, without the database: parse, find the kid here, verify the signature."""
     try:
         parsed = keyformat.parse(text)
     except keyformat.MalformedKey:
-        return Resolved("MALFORMED")
-    key = signing.keyset().find(parsed.payload.kid)
+        return KeyCheck("MALFORMED")
+    keys = signing.keyset()
+    key = keys.find(parsed.payload.kid)
     if key is None:
         # A retired kid of this tenant verifies nothing any more: report the signature.
-        return Resolved("BAD_SIGNATURE" if _retired_here(parsed.payload.kid) else "NOT_FOUND")
+        return KeyCheck("BAD_SIGNATURE" if parsed.payload.kid in keys.retired_kids
+                        else "NOT_FOUND")
     if not signing.verify_parsed(parsed, key):
-        return Resolved("BAD_SIGNATURE")
-    license_ = db.session.get(License, parsed.payload.license_id)
+        return KeyCheck("BAD_SIGNATURE")
+    return KeyCheck(GENUINE, parsed.payload.license_id)
+
+
+def resolve_key(text: Any) -> Resolved:
+    """Steps 1-4: a genuine key and its license row (for the machine endpoints)."""
+    checked = check_key(text)
+    if checked.code != GENUINE:
+        return Resolved(checked.code)
+    license_ = db.session.get(License, checked.license_id)
     if license_ is None:
         return Resolved("NOT_FOUND")
     return Resolved("VALID", license_)
 
 
-def _retired_here(kid: str) -> bool:
-    from app.licensing.models import SigningKey
+@dataclass
+class Decision:
+    """A validation's answer: its code, and the license's snapshot when the key is genuine."""
 
-    return db.session.scalars(select(SigningKey.id).where(SigningKey.kid == kid)).first() \
-        is not None
+    code: str
+    snapshot: LicenseSnapshot | None = None
+    flags: dict[str, Any] = field(default_factory=dict)
 
 
-def decide(text: Any, fingerprint: str | None = None, product: str | None = None,
-           now: datetime | None = None) -> Resolved:
-    """The validation answer for this tenant's domain (see the precedence above)."""
+def decide(license_: LicenseSnapshot, fingerprint: str | None = None,
+           product: str | None = None, now: datetime | None = None,
+           executions_used: Callable[[], int] | None = None) -> Decision:
+    """Steps 5-15 for a genuine key's license (see the precedence above).
+
+    ``executions_used`` reads the period's count (Redis) only when the policy caps it.
+    """
     now = now or clock.now()
-    resolved = resolve_key(text)
-    license_ = resolved.license
-    if license_ is None:
-        return resolved
     policy = license_.policy
     flags: dict[str, Any] = {}
-    resolved.flags = flags
 
-    def answer(code: str) -> Resolved:
-        resolved.code = code
-        return resolved
+    def answer(code: str) -> Decision:
+        return Decision(code, license_, flags)
 
     if license_.status == "revoked":
         return answer("REVOKED")
@@ -126,7 +148,7 @@ def decide(text: Any, fingerprint: str | None = None, product: str | None = None
     fingerprint = (fingerprint or "").strip() or None
     if policy.fingerprint_required and fingerprint is None:
         return answer("FINGERPRINT_SCOPE_REQUIRED")
-    machines = list(db.session.scalars(select(Machine).where(Machine.license_id == license_.id)))
+    machines = license_.machines
     live = [m for m in machines if not is_dead(m, policy, now)]
     limit = seat_limit(policy)
     if limit is not None and len(live) > limit:
@@ -140,21 +162,22 @@ def decide(text: Any, fingerprint: str | None = None, product: str | None = None
         if is_dead(machine, policy, now):
             return answer("HEARTBEAT_DEAD")
     if policy.max_executions_per_period:
-        used = counters.executions_used(license_.id, policy.execution_period_seconds, now)
+        used = (executions_used() if executions_used is not None else
+                counters.executions_used(license_.id, policy.execution_period_seconds, now))
         flags["executions_used"] = used
         if used >= policy.max_executions_per_period:
             return answer("USAGE_EXCEEDED")
     return answer("VALID")
 
 
-def license_view(license_: License, now: datetime) -> dict[str, Any]:
+def license_view(license_: LicenseSnapshot, now: datetime) -> dict[str, Any]:
     """What a validation answer says about a genuine license (never about a foreign one)."""
     policy = license_.policy
     return {
         "id": str(license_.id),
         "status": license_.status,
         "product": license_.product.code,
-        "entitlements": list(license_.product.entitlements or []),
+        "entitlements": list(license_.product.entitlements),
         "expires_at": license_.expires_at.isoformat() if license_.expires_at else None,
         "expiry_strategy": policy.expiry_strategy,
         "grace_period_seconds": policy.grace_period_seconds,

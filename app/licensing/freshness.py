@@ -1,0 +1,91 @@
+"""Generation counters that tell a cached license snapshot it is out of date.
+
+Each tenant and each license has a counter in Redis. Any committed change to a license or
+its machines bumps the license's counter; a change to a policy, product or signing key
+bumps the tenant's (it may concern every license). The validation hot path caches license
+snapshots per process together with the counters they were read under, and its one Redis
+script compares them: a change made by any process is seen by every other at its next
+validation.
+
+Bumps happen after the commit (a session event, whatever code path wrote the rows), so a
+validation can at worst use the old state for the instant between a commit and its bump.
+If a bump is lost (Redis down at that moment), the snapshot's maximum age bounds the
+staleness (see ``snapshot.MAX_AGE``).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from flask import current_app, has_app_context
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
+
+_PENDING = "albedo_licensing_changed"
+_installed = False
+
+
+def tenant_key(tenant_id: uuid.UUID | str) -> str:
+    return f"albedo:lic-gen:t:{tenant_id}"
+
+
+def license_key(license_id: uuid.UUID | str) -> str:
+    return f"albedo:lic-gen:l:{license_id}"
+
+
+def _changed_keys(session: Session) -> set[str]:
+    from app.licensing.models import License, Machine, Policy, Product, SigningKey
+
+    keys: set[str] = set()
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, License):
+            keys.add(license_key(obj.id))
+        elif isinstance(obj, Machine):
+            keys.add(license_key(obj.license_id))
+        elif isinstance(obj, Policy | Product | SigningKey):
+            keys.add(tenant_key(obj.tenant_id))
+    return keys
+
+
+def bump(keys: set[str]) -> None:
+    """Increment these counters now (never raises: a lost bump only ages out)."""
+    if not keys:
+        return
+    from app.redis import get_redis
+
+    try:
+        pipe = get_redis().pipeline(transaction=False)
+        for key in sorted(keys):
+            pipe.incr(key)
+            pipe.expire(key, 7 * 24 * 3600)  # idle licenses do not keep counters forever
+        pipe.execute()
+    except Exception:
+        log.warning("could not bump licensing generations %s", sorted(keys), exc_info=True)
+
+
+def install() -> None:
+    """Listen to every session: note licensing rows changed by a flush, bump at commit."""
+    global _installed
+    if _installed:
+        return
+
+    @event.listens_for(Session, "after_flush")
+    def _note(session, flush_context):
+        keys = _changed_keys(session)
+        if keys:
+            session.info.setdefault(_PENDING, set()).update(keys)
+
+    @event.listens_for(Session, "after_commit")
+    def _bump(session):
+        keys = session.info.pop(_PENDING, None)
+        if keys and has_app_context() and "albedo.settings" in current_app.extensions:
+            bump(keys)
+
+    @event.listens_for(Session, "after_rollback")
+    def _discard(session):
+        session.info.pop(_PENDING, None)
+
+    _installed = True

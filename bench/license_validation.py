@@ -85,19 +85,27 @@ with app.app_context(), activate(info):
 
 
 def _gunicorn(app_spec: str, port: int, env: dict[str, str]) -> subprocess.Popen:
+    """Start 2 sync workers and return once both have loaded the app (which takes seconds on
+    a busy machine, long after gunicorn starts listening)."""
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    ready = Path(tempfile.mkdtemp(prefix="albedo-bench-ready-"))
     proc = subprocess.Popen([gunicorn, "-w", "2", "-k", "sync", "-b", f"127.0.0.1:{port}",
+                             "-c", str(ROOT / "bench" / "gunicorn_ready.py"),
                              "--log-level", "warning", app_spec],
-                            env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return proc
-        except OSError:
+                            env={**env, "BENCH_READY_DIR": str(ready)}, cwd=ROOT,
+                            stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"gunicorn for {app_spec} exited with {proc.returncode}")
+            if len(list(ready.iterdir())) >= 2:
+                return proc
             time.sleep(0.2)
+    finally:
+        shutil.rmtree(ready, ignore_errors=True)
     proc.kill()
-    raise RuntimeError(f"gunicorn for {app_spec} did not start")
+    raise RuntimeError(f"gunicorn for {app_spec} did not start its workers")
 
 
 def _load_worker(args: tuple[int, bytes, float, multiprocessing.Queue]) -> None:
@@ -233,8 +241,8 @@ def main() -> int:
         servers.append(_gunicorn("bench.hello_app:app", hello_port, env))
         use_wrk = shutil.which("wrk") is not None
         load = _wrk_load if use_wrk else _python_load
-        load(app_port, body, 2, args.connections)  # warm-up: caches, pools, workers
-        load(hello_port, body, 2, args.connections)
+        load(app_port, body, 3, args.connections)  # warm-up: caches, pools, both workers
+        load(hello_port, body, 3, args.connections)
         validate = load(app_port, body, args.seconds, args.connections)
         hello = load(hello_port, body, args.seconds, args.connections)
         offline_us = _offline_verification(key, jwks)

@@ -47,7 +47,10 @@ def task(name: str, *, queue: str = DEFAULT, tenant_scoped: bool = True,
 
 
 def get_task(name: str) -> Task:
-    load_all()
+    if name not in _TASKS:
+        # Importing every task module pulls in LangChain: a web process that enqueues a
+        # task whose module it has already imported should not pay for that.
+        load_all()
     try:
         return _TASKS[name]
     except KeyError:

@@ -43,6 +43,7 @@ def log_entry(license_id: uuid.UUID | None, code: str, fingerprint: str | None,
 def schedule_flush(tenant_id: uuid.UUID) -> None:
     """Enqueue the flush job (the caller won the flush flag). Never raises."""
     try:
+        import app.licensing.tasks  # noqa: F401  (registers the task: no import of them all)
         from jobs.enqueue import enqueue
 
         enqueue("licensing.flush_validations", tenant_id=tenant_id, delay_seconds=FLUSH_DELAY)

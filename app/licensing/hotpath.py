@@ -23,6 +23,7 @@ skipped and the failure logged, as flask-limiter's in-memory fallback would keep
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import uuid
@@ -116,7 +117,12 @@ class Outcome:
 
 def budget(name: str) -> Budget:
     extra = current_app.extensions["albedo.settings"].extra
-    item = parse(extra.get(f"ALBEDO_RATE_LIMIT_LICENSE_{name}", LIMIT_DEFAULTS[name]))
+    return _parsed(extra.get(f"ALBEDO_RATE_LIMIT_LICENSE_{name}", LIMIT_DEFAULTS[name]))
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(text: str) -> Budget:
+    item = parse(text)
     return Budget(item.amount, item.get_expiry())
 
 

@@ -71,7 +71,8 @@ class Validate(MethodView):
     # (app/licensing/hotpath.py) instead of flask-limiter's one round trip per limit.
     decorators = [limiter.exempt]
 
-    @validate_blp.arguments(ValidateRequestSchema)
+    # Instances, not classes: webargs would build a schema per request from a class.
+    @validate_blp.arguments(ValidateRequestSchema())
     @validate_blp.response(200, ValidateAnswerSchema)
     @validate_blp.alt_response(429, description="Over the per-key or per-IP budget "
                                "(ALBEDO_RATE_LIMIT_LICENSE_KEY / _IP); see Retry-After.")

@@ -25,11 +25,15 @@ like a key that was never issued — a domain reveals nothing about other resell
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from flask import current_app
 
 from app import clock
 from app.extensions import db
@@ -37,6 +41,7 @@ from app.licensing import counters, keyformat, signing
 from app.licensing.machines import expiry_state, is_dead, seat_limit
 from app.licensing.models import License
 from app.licensing.snapshot import LicenseSnapshot
+from tenants.context import current_id
 
 CODES = ("VALID", "NOT_FOUND", "MALFORMED", "BAD_SIGNATURE", "SUSPENDED", "REVOKED", "EXPIRED",
          "NO_MACHINE", "TOO_MANY_MACHINES", "FINGERPRINT_SCOPE_REQUIRED",
@@ -81,13 +86,45 @@ class KeyCheck:
 GENUINE = "GENUINE"
 
 
+class _VerifiedKeys:
+    """Key texts whose signature verified, per process: (tenant, text) → (kid, license id).
+
+    A signature check is pure (the text, and the public key its kid names, never change), so
+    a key validated again skips the decoding and the Ed25519 check; whether its kid is still
+    an active key here is asked every time.
+    """
+
+    MAX = 10_000
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[tuple[uuid.UUID, str], tuple[str, uuid.UUID]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, tenant_id: uuid.UUID, text: str) -> tuple[str, uuid.UUID] | None:
+        return self._entries.get((tenant_id, text))
+
+    def put(self, tenant_id: uuid.UUID, text: str, kid: str, license_id: uuid.UUID) -> None:
+        with self._lock:
+            self._entries[(tenant_id, text)] = (kid, license_id)
+            if len(self._entries) > self.MAX:
+                self._entries.popitem(last=False)
+
+
+def _verified_keys() -> _VerifiedKeys:
+    return current_app.extensions.setdefault("albedo.verified_license_keys", _VerifiedKeys())
+
+
 def check_key(text: Any) -> KeyCheck:
     """Steps 1-3, without the database: parse, find the kid here, verify the signature."""
+    keys = signing.keyset()
+    tenant_id = current_id()
+    known = _verified_keys().get(tenant_id, text) if isinstance(text, str) else None
+    if known is not None and keys.find(known[0]) is not None:
+        return KeyCheck(GENUINE, known[1])
     try:
         parsed = keyformat.parse(text)
     except keyformat.MalformedKey:
         return KeyCheck("MALFORMED")
-    keys = signing.keyset()
     key = keys.find(parsed.payload.kid)
     if key is None:
         # A retired kid of this tenant verifies nothing any more: report the signature.
@@ -95,6 +132,7 @@ def check_key(text: Any) -> KeyCheck:
                         else "NOT_FOUND")
     if not signing.verify_parsed(parsed, key):
         return KeyCheck("BAD_SIGNATURE")
+    _verified_keys().put(tenant_id, text, key.kid, parsed.payload.license_id)
     return KeyCheck(GENUINE, parsed.payload.license_id)
 
 

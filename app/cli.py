@@ -102,6 +102,7 @@ def add_domain_command(slug, hostname, verified, primary):
 def create_user_command(tenant_slug, email, role, name, password):
     """Create a user in the tenant TENANT_SLUG."""
     from app.auth.service import UserValidationError, create_user
+    from app.errors import ApiError
     from tenants.context import activate
     from tenants.service import get_by_slug, info_for
 
@@ -111,6 +112,8 @@ def create_user_command(tenant_slug, email, role, name, password):
             user = create_user(email, password, role=role, name=name, verified=True)
         except UserValidationError as exc:
             _validation(exc)
+        except ApiError as exc:  # e.g. the reseller's plan has no customer place left
+            _fail(exc.message)
         db.session.commit()
         click.echo(f"created {user.role} {user.email} in {tenant.slug}")
 

@@ -52,6 +52,12 @@ def test_environ(instance_dir) -> dict[str, str]:
         "ALBEDO_LOG_LEVEL": "WARNING",
         "ALBEDO_QUEUE_PREFIX": "test-",
         "ALBEDO_PUBLIC_PORT": "5000",
+        # The built-in free plan (1 agent, 3 customers, 3 licenses, 1 API key) is smaller
+        # than most tests need; tests/test_billing_limits.py sets real limits through plans.
+        "ALBEDO_FREE_PLAN_AGENTS": "1000",
+        "ALBEDO_FREE_PLAN_CUSTOMERS": "1000",
+        "ALBEDO_FREE_PLAN_LICENSES": "100000",
+        "ALBEDO_FREE_PLAN_API_KEYS": "1000",
     })
     if not POSTGRES:
         environ["DATABASE_URL"] = f"sqlite:///{instance_dir}/test.sqlite3"

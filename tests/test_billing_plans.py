@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.billing.limits import FREE_PLAN, limits_for
+from app.billing.limits import FREE_PLAN, free_plan, limits_for
 from app.billing.models import Subscription
 from tests import billing_support
 from tests.billing_support import (
@@ -29,6 +29,12 @@ def _limits(application, site, user_id):
         return limits_for(user_id)
 
 
+def _free(application):
+    """The built-in free plan as the test configuration sets it (ALBEDO_FREE_PLAN_*)."""
+    with application.app_context():
+        return free_plan()
+
+
 def test_without_stripe_everyone_is_on_the_free_plan_and_billing_says_so(
         app, platform, acme, make_user):
     from app.billing.plans import create_plan
@@ -39,8 +45,8 @@ def test_without_stripe_everyone_is_on_the_free_plan_and_billing_says_so(
     with app.app_context(), activate(acme.info):
         create_plan("pro", "Pro", stripe_price_id="price_pro", agents=50)
         db.session.commit()
-    assert _limits(app, acme, user) == FREE_PLAN
-    assert _limits(app, acme, None) == FREE_PLAN
+    assert _limits(app, acme, user) == _free(app)
+    assert _limits(app, acme, None) == _free(app)
     response = platform.client.post(WEBHOOK_PATH, data=b"{}",
                                     content_type="application/json",
                                     headers={"Stripe-Signature": "t=1,v1=x"})
@@ -78,7 +84,7 @@ def test_a_tenants_default_plan_is_the_free_plan_of_its_customers(
     assert (acme_limits.plan_name, acme_limits.agents, acme_limits.api_keys) == ("Starter", 2, 2)
     assert acme_limits.has_feature("sandbox")
     # Globex never sees Acme's default plan.
-    assert _limits(billing_app, globex, globex_user) == FREE_PLAN
+    assert _limits(billing_app, globex, globex_user) == _free(billing_app)
 
 
 def test_plan_limits_follow_the_subscription_stripe_reports(
@@ -101,14 +107,14 @@ def test_plan_limits_follow_the_subscription_stripe_reports(
     assert (limits.plan_name, limits.agents, limits.licenses) == ("Pro", 25, None)
     assert limits.allows("agents", 24) and not limits.allows("agents", 25)
     assert limits.allows("licenses", 10**6) and limits.has_feature("priority")
-    assert _limits(billing_app, globex, globex_user) == FREE_PLAN
-    assert _limits(billing_app, acme, None) == FREE_PLAN  # the reseller's own plan
+    assert _limits(billing_app, globex, globex_user) == _free(billing_app)
+    assert _limits(billing_app, acme, None) == _free(billing_app)  # the reseller's own plan
 
     fake_stripe.update_subscription(paid["subscription"]["id"], account, status="canceled")
     gone = fake_stripe.event("customer.subscription.deleted", paid["subscription"],
                              account=account)
     assert post_event(client_for(billing_app, platform), gone).status_code == 200
-    assert _limits(billing_app, acme, acme_user) == FREE_PLAN
+    assert _limits(billing_app, acme, acme_user) == _free(billing_app)
 
 
 def test_a_reseller_is_limited_by_its_platform_plan(
@@ -120,7 +126,7 @@ def test_a_reseller_is_limited_by_its_platform_plan(
     assert post_event(client_for(billing_app, platform), event).get_json()["outcome"] == "processed"
     limits = _limits(billing_app, acme, None)
     assert (limits.plan_name, limits.customers) == ("Agency", 500)
-    assert _limits(billing_app, globex, None) == FREE_PLAN
+    assert _limits(billing_app, globex, None) == _free(billing_app)
     # The reseller's receipt comes from the platform, in the platform's branding.
     from sqlalchemy import select
 

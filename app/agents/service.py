@@ -18,6 +18,7 @@ from sqlalchemy import Select, func, or_, select
 from app import clock
 from app.agents import templating
 from app.agents.models import Agent, AgentVersion
+from app.billing.limits import ensure_room
 from app.errors import ApiError
 from app.extensions import db
 
@@ -95,6 +96,7 @@ def create_agent(caller: Caller, *, name: str, slug: str | None = None,
     if taken:
         raise ApiError(409, "slug_taken", f"The slug {slug!r} is already used in this "
                                           "workspace; choose another.")
+    ensure_room("agents", caller.user_id)  # the customer's plan; templates the reseller's
     agent = Agent(owner_id=caller.user_id, is_template=caller.role == "RESELLER", name=name,
                   slug=slug, description=description or "")
     db.session.add(agent)

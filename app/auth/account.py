@@ -105,6 +105,20 @@ def signup_open(tenant: TenantInfo | None = None) -> bool:
     return not tenant.is_platform and tenant.signup_enabled and tenant.is_active
 
 
+def no_room_for_customers() -> str | None:
+    """Why nobody new can join now (the reseller's plan has no customer place left), in the
+    customer's words: the reseller's plan is not the customer's business. None: there is room.
+    """
+    from app.billing.limits import PlanLimitReached, ensure_room
+
+    try:
+        ensure_room("customers")
+    except PlanLimitReached:
+        return (f"{current().display_name} is not accepting new accounts right now. "
+                "Please try again later.")
+    return None
+
+
 @dataclass(frozen=True)
 class SignUpResult:
     # None when the email already had an account: the caller answers the same either way.
@@ -128,6 +142,8 @@ def sign_up(email: str, password: str, name: str = "") -> SignUpResult:
         problems["password"] = why
     if problems:
         raise UserValidationError(problems)
+    if why := no_room_for_customers():  # before the lookup: every email gets the same answer
+        raise UserValidationError({"form": why})
     existing = find_by_email(email)
     if existing is not None:
         hash_password(password)  # the same argon2 cost as a real sign-up: timing says nothing

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from app import clock
 from app.auth.models import ApiKey, User
 from app.auth.principal import SCOPES
+from app.billing.limits import ensure_room
 from app.errors import ApiError
 from app.extensions import db
 
@@ -45,6 +46,7 @@ def create_key(user: User, name: str, scopes: list[str],
     if problems:
         raise ApiError(422, "validation_failed", "The API key could not be created.",
                        {"fields": problems})
+    ensure_room("api_keys", user.id)  # a customer's plan; staff keys the reseller's
     public = PREFIX + secrets.token_hex(4)
     raw = f"{public}_{secrets.token_urlsafe(32)}"
     key = ApiKey(user_id=user.id, name=name.strip(), prefix=public, last_four=raw[-4:],

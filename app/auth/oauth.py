@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 
 from app import clock, secrets_box
 from app.auth import audit
-from app.auth.account import AccountError, signup_open
+from app.auth.account import AccountError, no_room_for_customers, signup_open
 from app.auth.models import OAUTH_PROVIDERS, OAuthIdentity, TenantOAuthProvider, User
 from app.auth.service import UserValidationError, create_user, find_by_email, get_user
 from app.extensions import db
@@ -254,6 +254,8 @@ def sign_in_with(profile: ProviderProfile) -> User:
                     "your account settings."), 409)
             _link(user, profile)
         elif signup_open():
+            if why := no_room_for_customers():
+                raise AccountError("signup_unavailable", why, 403)
             user = create_user(profile.email, None, role="USER", name=profile.name[:120],
                                verified=True)
             audit.record("sign_up", actor_user_id=user.id, actor_label=user.email,

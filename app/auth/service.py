@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from app import clock
 from app.auth.models import ROLES, User
 from app.auth.passwords import hash_password, needs_rehash, password_problem, verify_password
+from app.billing.limits import ensure_room
 from app.extensions import db
 from tenants.context import current
 
@@ -49,6 +50,8 @@ def create_user(email: str, password: str | None, role: str = "USER", name: str 
         problems["email"] = "is already registered"
     if problems:
         raise UserValidationError(problems)
+    if role == "USER":
+        ensure_room("customers")  # end customers count against their reseller's plan
     user = User(email=email, name=(name or "").strip(), role=role,
                 password_hash=hash_password(password) if password else None,
                 email_verified_at=clock.now() if verified else None)

@@ -17,6 +17,7 @@ from app.auth.models import User
 from app.auth.principal import Principal
 from app.auth.service import roles_allowed_in_current_tenant
 from app.auth.tokens import revoke_all_for_user
+from app.billing.limits import ensure_room
 from app.errors import ApiError
 from app.extensions import db
 
@@ -41,6 +42,9 @@ def get_for_update(user_id: uuid.UUID, actor: Principal) -> User:
 def change(user: User, actor: Principal, role: str | None, is_active: bool | None) -> User:
     actor_user = db.session.get(User, actor.user_id)
     label = actor_user.email if actor_user else ""
+    active = user.is_active if is_active is None else is_active
+    if (role or user.role) == "USER" and active and not (user.role == "USER" and user.is_active):
+        ensure_room("customers")  # an active customer takes a place in the reseller's plan
     if role is not None and role != user.role:
         allowed = roles_allowed_in_current_tenant()
         if role not in allowed:

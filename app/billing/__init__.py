@@ -6,13 +6,15 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Register the blueprints; refuse to start with an invalid STRIPE_* configuration."""
+    """Register the blueprints; refuse to start with invalid STRIPE_* or free-plan settings."""
     from app.billing import api, views
-    from app.billing.config import StripeConfig
+    from app.billing.config import StripeConfig, free_plan_numbers
     from app.extensions import api as smorest_api
     from app.web import nav
 
-    StripeConfig.from_extra(dict(app.extensions["albedo.settings"].extra))
+    extra = dict(app.extensions["albedo.settings"].extra)
+    StripeConfig.from_extra(extra)
+    free_plan_numbers(extra)
     smorest_api.register_blueprint(api.blp, url_prefix="/api/v1/billing")
     app.register_blueprint(views.bp)
     nav.register(app, "Billing", "billing_pages.index")

@@ -1,8 +1,14 @@
-"""Stripe configuration, read from ``settings.extra`` (STRIPE_* variables) and validated.
+"""Billing configuration, read from ``settings.extra`` and validated at start.
 
-Billing is optional: with no STRIPE_SECRET_KEY every account is on the free plan and the
-billing endpoints answer ``409 billing_not_configured`` (a 4xx: the request cannot succeed
-until an operator configures Stripe, and retrying will not help); they never fake success.
+Stripe (STRIPE_* variables) is optional: with no STRIPE_SECRET_KEY every account is on the
+free plan and the billing endpoints answer ``409 billing_not_configured`` (a 4xx: the request
+cannot succeed until an operator configures Stripe, and retrying will not help); they never
+fake success.
+
+The built-in free plan (what an account gets when neither a subscription nor its seller's
+default plan says otherwise) is ALBEDO_FREE_PLAN_MONTHLY_EXECUTIONS (100, shared with the
+agents' quota), ALBEDO_FREE_PLAN_AGENTS (1), ALBEDO_FREE_PLAN_CUSTOMERS (3),
+ALBEDO_FREE_PLAN_LICENSES (3) and ALBEDO_FREE_PLAN_API_KEYS (1): whole numbers, 0 or more.
 """
 
 from __future__ import annotations
@@ -60,9 +66,50 @@ class StripeConfig:
                    application_fee_percent=fee)
 
 
+# Setting -> (PlanLimits field, built-in value): small enough to try the product, never
+# enough to run a business on it.
+FREE_PLAN_SETTINGS = {
+    "ALBEDO_FREE_PLAN_MONTHLY_EXECUTIONS": ("executions_per_month", 100),
+    "ALBEDO_FREE_PLAN_AGENTS": ("agents", 1),
+    "ALBEDO_FREE_PLAN_CUSTOMERS": ("customers", 3),
+    "ALBEDO_FREE_PLAN_LICENSES": ("licenses", 3),
+    "ALBEDO_FREE_PLAN_API_KEYS": ("api_keys", 1),
+}
+
+
+def free_plan_numbers(extra: dict[str, str]) -> dict[str, int]:
+    """The free plan's limits from ALBEDO_FREE_PLAN_*; BillingConfigError names a bad one."""
+    numbers: dict[str, int] = {}
+    problems: list[str] = []
+    for name, (quota, default) in FREE_PLAN_SETTINGS.items():
+        raw = (extra.get(name) or "").strip()
+        if not raw:
+            numbers[quota] = default
+        elif raw.isdigit():
+            numbers[quota] = int(raw)
+        else:
+            problems.append(f"{name} must be a whole number, 0 or more (got {raw!r})")
+    if problems:
+        raise BillingConfigError("; ".join(problems))
+    return numbers
+
+
+def _cache() -> dict:
+    return current_app.extensions.setdefault("albedo.billing", {})
+
+
+def free_plan_config() -> dict[str, int]:
+    """This app's free-plan limits (parsed once per app)."""
+    cache = _cache()
+    if "free_plan" not in cache:
+        settings = current_app.extensions["albedo.settings"]
+        cache["free_plan"] = free_plan_numbers(dict(settings.extra))
+    return cache["free_plan"]
+
+
 def stripe_config() -> StripeConfig | None:
     """The validated Stripe configuration of this app, or None when billing is off."""
-    cache = current_app.extensions.setdefault("albedo.billing", {})
+    cache = _cache()
     if "config" not in cache:
         settings = current_app.extensions["albedo.settings"]
         cache["config"] = StripeConfig.from_extra(dict(settings.extra))

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from app import clock
 from app.auth import audit
+from app.billing.limits import ensure_room
 from app.errors import ApiError
 from app.extensions import db
 from app.licensing import service, signing
@@ -27,6 +28,7 @@ def start(policy: Policy, count: int, name_prefix: str = "",
     if not 1 <= count <= MAX_BULK:
         raise ApiError(422, "validation_failed", f"Issue between 1 and {MAX_BULK} licenses.",
                        details={"fields": {"count": f"1-{MAX_BULK}"}})
+    ensure_room("licenses", count=count)  # all or nothing: the room stays reserved until done
     bulk = BulkIssue(policy_id=policy.id, requested=count, name_prefix=name_prefix.strip(),
                      created_by_id=created_by_id, status="queued")
     db.session.add(bulk)

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select
 
 from app import clock
+from app.billing.limits import ensure_room
 from app.errors import ApiError
 from app.extensions import db
 from app.licensing import keyformat, signing
@@ -159,6 +160,8 @@ def issue_license(policy: Policy, *, name: str = "", customer_email: str | None 
     email = (customer_email or "").strip().lower() or None
     if email and not EMAIL.match(email):
         raise _invalid({"customer_email": "must be an email address"})
+    if bulk_issue_id is None:  # a bulk issue reserved its room when it started
+        ensure_room("licenses")
     if expires_at is None and policy.duration_days:
         expires_at = clock.now() + timedelta(days=policy.duration_days)
     license_ = License(id=uuid.uuid4(), policy_id=policy.id, product_id=policy.product_id,

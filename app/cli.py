@@ -121,6 +121,7 @@ def create_user_command(tenant_slug, email, role, name, password):
 def seed_demo() -> list[tuple[str, str, str, str]]:
     """Platform admin, reseller acme with branding, one end customer. Idempotent."""
     from app.auth.service import create_user, find_by_email
+    from app.billing.demo import seed_demo_plans
     from tenants.context import activate
     from tenants.service import Branding, create_tenant, get_by_slug, info_for
     from tenants.urls import base_url
@@ -133,6 +134,7 @@ def seed_demo() -> list[tuple[str, str, str, str]]:
         Branding(display_name="Acme Agents", primary_color="#e11d48", accent_color="#f59e0b",
                  support_email="support@acme.example", license_key_prefix="ACME"))
     db.session.flush()
+    seed_demo_plans(info_for(platform), info_for(acme))  # room to try things beyond 1 agent
     rows = []
     for tenant, key, role in ((platform, "admin", "ADMIN"), (acme, "reseller", "RESELLER"),
                               (acme, "customer", "USER")):

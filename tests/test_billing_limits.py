@@ -399,6 +399,39 @@ def test_the_built_in_free_plan_is_configurable_and_validated(app, migrated):
         create_app(_without_free_plan_settings(migrated, ALBEDO_FREE_PLAN_LICENSES="lots"))
 
 
+def test_the_demo_starts_with_room_to_try_things(app, migrated):
+    from app.agents.service import Caller, create_agent
+    from app.auth.api_keys import create_key
+    from app.auth.service import find_by_email
+    from app.billing.limits import PlanLimitReached, limits_for
+    from app.billing.models import Plan
+    from app.cli import DEMO, seed_demo
+    from tenants.service import get_by_slug, info_for
+
+    demo = create_app(_without_free_plan_settings(migrated))  # the shipped free plan
+    with demo.app_context():
+        seed_demo()
+        seed_demo()  # idempotent, plans included
+        acme = info_for(get_by_slug("acme"))
+        with activate(acme):
+            customer = find_by_email(DEMO["customer"][0])
+            owner = find_by_email(DEMO["reseller"][0])
+            assert limits_for(None).plan_name == "Starter"
+            for n in range(3):  # more than the built-in free plan's one agent
+                create_agent(Caller(customer.id, "USER"), name=f"Mine {n}")
+                create_agent(Caller(owner.id, "RESELLER"), name=f"Template {n}")
+            for n in range(2):
+                create_key(customer, f"key {n}", ["agents:execute"])
+                create_key(owner, f"key {n}", ["agents:execute"])
+            db.session.commit()
+            with pytest.raises(PlanLimitReached):
+                create_agent(Caller(customer.id, "USER"), name="One too many")
+            db.session.rollback()
+        with activate(info_for(get_by_slug("platform"))):
+            assert db.session.scalar(select(func.count()).select_from(Plan)) == 1
+    dispose(demo)
+
+
 # --- concurrency -----------------------------------------------------------------------------
 
 def _race(application, site, attempts: int, create) -> list[str]:

@@ -3,7 +3,8 @@
 Platform operator: plans, resellers' subscriptions, revenue. Reseller: its own subscription
 to the platform, the plans it sells, its Connect status, its customers' subscriptions.
 Customer: choose a plan, manage it, invoices. Buttons post forms (CSRF) and redirect to
-Stripe's hosted pages.
+Stripe's hosted pages. The platform and each reseller add the plans they sell with a form
+on the same page.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from flask_login import current_user, login_required
 
 from app.billing import checkout, connect, overview, service
 from app.billing.config import stripe_config
+from app.billing.forms import PlanForm
 from app.billing.money import format_money
-from app.billing.plans import list_plans
+from app.billing.plans import create_plan, list_plans
 from app.errors import ApiError
 from app.extensions import db
 from tenants.context import current
@@ -36,11 +38,17 @@ def _subject():
         return None
 
 
-@bp.route("")
-@login_required
-def index():
+def _sells_plans() -> bool:
+    """The platform's operators sell to resellers; a reseller's staff to its customers."""
+    role = current_user.role
+    return (role == "ADMIN" and current().is_platform) or (
+        role == "RESELLER" and not current().is_platform)
+
+
+def _page(plan_form: PlanForm | None = None):
     configured = stripe_config() is not None
-    context = {"configured": configured, "checkout_state": request.args.get("checkout")}
+    context = {"configured": configured, "checkout_state": request.args.get("checkout"),
+               "plan_form": plan_form or (PlanForm() if _sells_plans() else None)}
     if current_user.role == "ADMIN":
         if not current().is_platform:
             abort(403)
@@ -54,6 +62,32 @@ def index():
                                connect=connect.connect_account(),
                                customers=overview.customer_subscriptions())
     return render_template("billing/customer.html", **context, buyable=list_plans())
+
+
+@bp.route("")
+@login_required
+def index():
+    return _page()
+
+
+@bp.post("/plans")
+@login_required
+def add_plan():
+    """Add a plan to what this tenant sells; a refused form comes back with its errors."""
+    if not _sells_plans():
+        abort(403)
+    form = PlanForm()
+    if form.validate_on_submit():
+        try:
+            plan = create_plan(**form.plan_args())
+        except ApiError as exc:
+            db.session.rollback()
+            form.show(exc)
+        else:
+            db.session.commit()
+            flash(f"Plan {plan.name} added.")
+            return redirect(url_for("billing_pages.index"))
+    return _page(form), 422
 
 
 def _back_with(error: ApiError):

@@ -23,6 +23,7 @@ from app.auth.schemas import (
     TokenRequestSchema,
 )
 from app.auth.signin import SignInError, sign_in
+from app.billing.limits import PLAN_LIMIT_DOC
 from app.errors import ApiError
 from app.extensions import db
 from tenants.context import current
@@ -110,6 +111,7 @@ class ApiKeys(MethodView):
 
     @keys_blp.arguments(ApiKeyCreateSchema)
     @keys_blp.response(201, ApiKeyCreatedSchema)
+    @keys_blp.alt_response(402, **PLAN_LIMIT_DOC)
     @require()
     def post(self, body):
         """Create an API key. The secret is in this answer only; it is stored as a hash."""

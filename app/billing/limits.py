@@ -265,3 +265,8 @@ def ensure_room(quota: str, owner_user_id: uuid.UUID | None = None, count: int =
     if used + count > limit:
         raise PlanLimitReached(quota, limits, used, count,
                                "customer" if customer_id is not None else "tenant")
+
+
+# For the OpenAPI description of each create route (``@blp.alt_response(402, **PLAN_LIMIT_DOC)``).
+PLAN_LIMIT_DOC = {"description": "`plan_limit_reached`: the plan's limit on this count is "
+                                 "used up (details: limit, used, requested, plan)."}

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from app.api.pagination import CursorArgsSchema, page_of, paginate
 from app.auth.guard import current_principal, require
+from app.billing.limits import PLAN_LIMIT_DOC
 from app.errors import ApiError
 from app.extensions import db
 from app.licensing import bulk as bulk_service
@@ -164,6 +165,7 @@ class Licenses(MethodView):
 
     @licenses_blp.arguments(LicenseCreateSchema)
     @licenses_blp.response(201, LicenseSchema)
+    @licenses_blp.alt_response(402, **PLAN_LIMIT_DOC)
     @require("licenses:write", roles=RESELLER)
     def post(self, body):
         """Issue a license; `customer_email` attaches it to a customer without an account."""
@@ -275,6 +277,7 @@ def _bulk_view(row: BulkIssue) -> dict:
 class BulkIssues(MethodView):
     @licenses_blp.arguments(BulkIssueCreateSchema)
     @licenses_blp.response(202, BulkIssueSchema)
+    @licenses_blp.alt_response(402, **PLAN_LIMIT_DOC)
     @require("licenses:write", roles=RESELLER)
     def post(self, body):
         """Issue up to 10,000 licenses in the background; poll the returned row's progress."""

@@ -7,9 +7,8 @@ executions.py. A USER sees its own agents and its provider's templates; a RESELL
 from __future__ import annotations
 
 import re
-import uuid
 
-from flask import Response, request, stream_with_context, url_for
+from flask import request, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -223,17 +222,4 @@ class Stream(MethodView):
         Comments (``: heartbeat``) keep the connection alive while nothing happens.
         """
         execution = executions.get_execution(_caller(), execution_id)
-        key = execution.id
-        db.session.commit()  # no transaction held open for the stream's lifetime
-
-        def finished() -> bool:
-            row = db.session.get(Execution, uuid.UUID(str(key)))
-            done = row is not None and row.is_terminal
-            db.session.commit()
-            return done
-
-        after = streaming.valid_event_id(request.headers.get("Last-Event-ID"))
-        events = streaming.sse(str(key), after, finished=finished)
-        return Response(stream_with_context(streaming.in_tenant(events)),
-                        mimetype="text/event-stream",
-                        headers=streaming.SSE_HEADERS)
+        return streaming.execution_response(execution.id, request.headers.get("Last-Event-ID"))

@@ -9,6 +9,8 @@ Environment variables (all optional):
 * ``ALBEDO_AGENTS_TIMEOUT_SECONDS`` (hard timeout per execution, default 120),
   ``ALBEDO_AGENTS_RETRIES`` (provider retries before the first token, default 3),
   ``ALBEDO_AGENTS_RETRY_BACKOFF`` (first backoff in seconds, doubled each time, default 1).
+* ``ALBEDO_SSE_HEARTBEAT_SECONDS`` (default 15): how often an idle execution stream sends a
+  heartbeat comment, so proxies and load balancers keep the connection open.
 * ``ALBEDO_FREE_PLAN_MONTHLY_EXECUTIONS`` (default 100), ``ALBEDO_API_KEY_MONTHLY_EXECUTIONS``
   and ``ALBEDO_LICENSE_MONTHLY_EXECUTIONS`` (default: no limit of their own).
 """
@@ -43,6 +45,7 @@ class AgentsConfig:
     timeout_seconds: float = 120.0
     retries: int = 3
     retry_backoff: float = 1.0
+    sse_heartbeat_seconds: float = 15.0
     free_plan_monthly_executions: int = 100
     api_key_monthly_executions: int | None = None
     license_monthly_executions: int | None = None
@@ -65,6 +68,7 @@ class AgentsConfig:
             timeout_seconds=_number(extra, "ALBEDO_AGENTS_TIMEOUT_SECONDS", 120.0, float),
             retries=_number(extra, "ALBEDO_AGENTS_RETRIES", 3, int),
             retry_backoff=_number(extra, "ALBEDO_AGENTS_RETRY_BACKOFF", 1.0, float),
+            sse_heartbeat_seconds=_heartbeat(extra),
             free_plan_monthly_executions=_number(
                 extra, "ALBEDO_FREE_PLAN_MONTHLY_EXECUTIONS", 100, int),
             api_key_monthly_executions=_number(
@@ -105,6 +109,14 @@ def _number(extra: Mapping[str, str], name: str, default, kind):
         raise AgentsConfigError(f"{name} must be a number, got {raw!r}") from None
     if value < 0:
         raise AgentsConfigError(f"{name} cannot be negative")
+    return value
+
+
+def _heartbeat(extra: Mapping[str, str]) -> float:
+    # Zero would make the stream's blocking read wait forever (XREAD BLOCK 0), never beating.
+    value = _number(extra, "ALBEDO_SSE_HEARTBEAT_SECONDS", 15.0, float)
+    if value <= 0:
+        raise AgentsConfigError("ALBEDO_SSE_HEARTBEAT_SECONDS must be more than 0")
     return value
 
 

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
+
+from flask import Response, stream_with_context
 
 from app.redis import get_redis
 
@@ -94,9 +97,11 @@ def sse(execution_id: str, after: str = "0", heartbeat_seconds: float = 15.0,
     expired (or that ended without any) must not keep a client waiting forever.
     """
     deadline = time.monotonic() + max_seconds
+    # At least 1 ms: XREAD BLOCK 0 would wait forever and never beat.
+    block_ms = max(int(heartbeat_seconds * 1000), 1)
     yield "retry: 2000\n\n"
     while time.monotonic() < deadline:
-        events = read(execution_id, after, block_ms=int(heartbeat_seconds * 1000))
+        events = read(execution_id, after, block_ms=block_ms)
         if not events:
             if finished is not None and finished() and not read(execution_id, after):
                 yield "event: end\ndata: {}\n\n"
@@ -108,3 +113,27 @@ def sse(execution_id: str, after: str = "0", heartbeat_seconds: float = 15.0,
             yield f"id: {event_id}\nevent: {kind}\ndata: {json.dumps(data)}\n\n"
             if kind == "end":
                 return
+
+
+def execution_response(execution_id: uuid.UUID, last_event_id: str | None) -> Response:
+    """The ``text/event-stream`` response for one execution the caller may read.
+
+    No transaction stays open for the stream's lifetime: the caller's read is committed
+    here, and ``finished`` reads the row afresh (ending its snapshot) on each idle beat.
+    """
+    from app.agents.config import agents_config
+    from app.agents.models import Execution
+    from app.extensions import db
+
+    db.session.commit()
+
+    def finished() -> bool:
+        row = db.session.get(Execution, execution_id)
+        done = row is not None and row.is_terminal
+        db.session.commit()
+        return done
+
+    events = sse(str(execution_id), valid_event_id(last_event_id),
+                 heartbeat_seconds=agents_config().sse_heartbeat_seconds, finished=finished)
+    return Response(stream_with_context(in_tenant(events)), mimetype="text/event-stream",
+                    headers=SSE_HEADERS)

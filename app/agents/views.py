@@ -9,13 +9,11 @@ import uuid
 
 from flask import (
     Blueprint,
-    Response,
     flash,
     jsonify,
     redirect,
     render_template,
     request,
-    stream_with_context,
     url_for,
 )
 from flask_login import current_user, login_required
@@ -143,18 +141,7 @@ def sandbox_run(agent_id: uuid.UUID):
 @login_required
 def events(execution_id: uuid.UUID):
     execution = executions.get_execution(_caller(), execution_id)
-    key = str(execution.id)
-    db.session.commit()
-
-    def finished() -> bool:
-        row = db.session.get(Execution, uuid.UUID(key))
-        db.session.commit()
-        return row is not None and row.is_terminal
-
-    after = streaming.valid_event_id(request.headers.get("Last-Event-ID"))
-    stream = streaming.in_tenant(streaming.sse(key, after, finished=finished))
-    return Response(stream_with_context(stream), mimetype="text/event-stream",
-                    headers=streaming.SSE_HEADERS)
+    return streaming.execution_response(execution.id, request.headers.get("Last-Event-ID"))
 
 
 @bp.get("/executions")

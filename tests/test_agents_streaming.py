@@ -1,0 +1,75 @@
+"""The execution stream keeps an idle connection alive with heartbeats, then streams the run."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from app.agents import engine
+from app.agents.config import AgentsConfig, AgentsConfigError
+from tenants.context import activate
+from tests.agents_support import (  # noqa: F401  (fixtures)
+    VERSION,
+    fake,
+    make_agents_app,
+)
+from tests.conftest import host_client
+
+
+def test_a_waiting_execution_stream_sends_heartbeats_then_the_answer(
+        make_agents_app, fake, acme, globex, api_caller):
+    # A tiny interval, so a heartbeat is due long before anything runs the execution.
+    application = make_agents_app(ALBEDO_SSE_HEARTBEAT_SECONDS="0.02")
+    client = host_client(application, acme.host)
+    ann = api_caller(acme, email="ann@example.com")
+    gus = api_caller(globex, email="ann@example.com")
+    agent = client.post("/api/v1/agents", headers=ann.headers,
+                        json={"name": "Helper", "slug": "helper", "version": VERSION}).get_json()
+    execution = client.post(f"/api/v1/agents/{agent['id']}/executions", headers=ann.headers,
+                            json={"input": "beat then answer"}).get_json()
+    url = f"/api/v1/executions/{execution['id']}/stream"
+    # Another tenant cannot even open the stream.
+    assert host_client(application, globex.host).get(url, headers=gus.headers).status_code == 404
+
+    heartbeats_seen = threading.Event()
+
+    def run_the_execution_once_heartbeats_were_seen() -> None:
+        # The deadline only keeps a broken stream from hanging the test: without heartbeats
+        # the execution runs anyway and the assertions below fail on the content.
+        heartbeats_seen.wait(30)
+        with application.app_context(), activate(acme.info):
+            engine.run(execution["id"])
+
+    worker = threading.Thread(target=run_the_execution_once_heartbeats_were_seen)
+    worker.start()
+    response = client.get(url, headers=ann.headers, buffered=False)
+    assert response.status_code == 200 and response.mimetype == "text/event-stream"
+    assert response.headers["Cache-Control"] == "no-cache"
+    chunks: list[str] = []
+    # Read as a browser would, chunk by chunk. Nothing runs the execution until two
+    # heartbeats arrived, so they can only have been sent while it waited in the queue.
+    for chunk in response.response:
+        chunks.append(chunk.decode() if isinstance(chunk, bytes) else chunk)
+        if chunks.count(": heartbeat\n\n") == 2:
+            heartbeats_seen.set()
+    heartbeats_seen.set()
+    worker.join(60)
+    assert not worker.is_alive()
+
+    body = "".join(chunks)
+    waiting = body[body.index('{"status": "queued"}'):body.index('{"status": "running"}')]
+    assert waiting.count(": heartbeat\n\n") >= 2  # sent while the execution sat in the queue
+    tokens = [line for line in body.splitlines() if line.startswith('data: {"text"')]
+    assert "".join(t.split('"text": "', 1)[1].rsplit('"', 1)[0] for t in tokens) == (
+        "Echo: beat then answer")
+    assert body.rstrip().endswith('data: {"status": "succeeded"}')
+
+
+def test_the_heartbeat_interval_must_be_positive():
+    assert AgentsConfig.from_extra({}).sse_heartbeat_seconds == 15.0
+    assert AgentsConfig.from_extra(
+        {"ALBEDO_SSE_HEARTBEAT_SECONDS": "0.5"}).sse_heartbeat_seconds == 0.5
+    for bad in ("0", "-1", "soon"):
+        with pytest.raises(AgentsConfigError, match="ALBEDO_SSE_HEARTBEAT_SECONDS"):
+            AgentsConfig.from_extra({"ALBEDO_SSE_HEARTBEAT_SECONDS": bad})

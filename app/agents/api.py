@@ -12,7 +12,7 @@ from flask import request, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from app.agents import executions, service, streaming
+from app.agents import executions, service, streaming, usage
 from app.agents.models import AgentVersion, Execution
 from app.agents.schemas import (
     AgentInSchema,
@@ -22,6 +22,8 @@ from app.agents.schemas import (
     ExecutionListArgsSchema,
     ExecutionSchema,
     PublishSchema,
+    UsageArgsSchema,
+    UsageSchema,
     VersionInSchema,
     VersionSchema,
 )
@@ -66,6 +68,22 @@ class Agents(MethodView):
                                      description=body["description"], version=body["version"])
         db.session.commit()
         return agent
+
+
+@agents_blp.route("/usage")
+class Usage(MethodView):
+    @agents_blp.arguments(UsageArgsSchema, location="query")
+    @agents_blp.response(200, UsageSchema)
+    @require("agents:read")
+    def get(self, args):
+        """Executions, tokens and cost per UTC day over the last ``days`` days.
+
+        ``group_by`` splits each day per customer, API key, license or agent. A customer sees
+        only its own executions; a reseller its whole tenant. Days without executions are
+        absent. A report rather than a list, so no cursor: ``days`` (at most 90) bounds it.
+        """
+        return usage.report(_caller(), args["group_by"], args["days"],
+                            agent_id=args["agent_id"], customer_id=args["customer_id"])
 
 
 @agents_blp.route("/<uuid:agent_id>")

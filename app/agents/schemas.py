@@ -5,6 +5,8 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from app.agents.models import EXECUTION_STATUSES
+from app.agents.usage import DIMENSIONS
+from app.agents.usage import MAX_DAYS as MAX_USAGE_DAYS
 from app.api.pagination import CursorArgsSchema
 
 
@@ -122,3 +124,43 @@ class ExecutionListArgsSchema(CursorArgsSchema):
     status = fields.String(load_default=None, validate=validate.OneOf(EXECUTION_STATUSES))
     since = fields.AwareDateTime(load_default=None, default_timezone=None)
     until = fields.AwareDateTime(load_default=None, default_timezone=None)
+
+
+class UsageArgsSchema(Schema):
+    group_by = fields.String(load_default="tenant", validate=validate.OneOf(
+        list(DIMENSIONS)), metadata={
+        "description": "Totals per day for the whole tenant, or per customer, API key, "
+                       "license or agent (a customer only ever sees its own executions)."})
+    days = fields.Integer(load_default=30, validate=validate.Range(1, MAX_USAGE_DAYS),
+                          metadata={"description": "The last N UTC days, today included."})
+    agent_id = fields.UUID(load_default=None, metadata={
+        "description": "Only this agent's executions (404 if you cannot see the agent)."})
+    customer_id = fields.UUID(load_default=None, metadata={
+        "description": "Only this customer's executions (resellers; a customer may pass its "
+                       "own id). 404 for anyone else."})
+
+
+class UsageTotalsSchema(Schema):
+    executions = fields.Integer()
+    prompt_tokens = fields.Integer()
+    completion_tokens = fields.Integer()
+    total_tokens = fields.Integer()
+    cost_micros = fields.Integer(metadata={"description": "Millionths of the currency unit."})
+
+
+class UsageDaySchema(UsageTotalsSchema):
+    day = fields.Date()
+    key = fields.String(allow_none=True, metadata={
+        "description": "The customer's user id, API key id, license id or agent id the row "
+                       "totals; null for group_by=tenant (and for executions without one)."})
+
+
+class UsageSchema(Schema):
+    group_by = fields.String()
+    days = fields.Integer()
+    since = fields.Date(metadata={"description": "The first UTC day of the window."})
+    until = fields.Date(metadata={"description": "The last UTC day of the window (today)."})
+    currency = fields.String()
+    items = fields.List(fields.Nested(UsageDaySchema), metadata={
+        "description": "One row per day (and key) with executions, oldest first."})
+    totals = fields.Nested(UsageTotalsSchema, metadata={"description": "The whole window."})

@@ -175,6 +175,7 @@ def _register_features(app: Flask) -> None:
 
     api.register_blueprint(agents_api.agents_blp, url_prefix="/api/v1/agents")
     api.register_blueprint(agents_api.executions_blp, url_prefix="/api/v1/executions")
+    api.register_blueprint(agents_api.conversations_blp, url_prefix="/api/v1/conversations")
     api.register_blueprint(openai_compat.blp, url_prefix="/api/v1/openai")
 
     from app import billing

@@ -1,7 +1,9 @@
-"""The agents API: /api/v1/agents (builder) and /api/v1/executions (runs).
+"""The agents API: /api/v1/agents (builder, usage), /api/v1/executions (runs) and
+/api/v1/conversations (multi-turn threads).
 
-Handlers parse, call the services and shape the answer; the rules live in service.py and
-executions.py. A USER sees its own agents and its provider's templates; a RESELLER its tenant.
+Handlers parse, call the services and shape the answer; the rules live in service.py,
+executions.py, conversations.py and usage.py. A USER sees its own agents and its provider's
+templates, and only its own executions, conversations and usage; a RESELLER its tenant.
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ from flask import request, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from app.agents import executions, service, streaming, usage
-from app.agents.models import AgentVersion, Execution
+from app.agents import conversations, executions, service, streaming, usage
+from app.agents.models import AgentVersion, Conversation, Execution
 from app.agents.schemas import (
     AgentInSchema,
     AgentPatchSchema,
     AgentSchema,
+    ConversationDetailSchema,
+    ConversationListArgsSchema,
+    ConversationSchema,
     ExecutionInSchema,
     ExecutionListArgsSchema,
     ExecutionSchema,
@@ -35,6 +40,8 @@ from app.extensions import db
 
 agents_blp = Blueprint("agents", __name__, description="Agents and their versions")
 executions_blp = Blueprint("executions", __name__, description="Agent executions")
+conversations_blp = Blueprint("conversations", __name__,
+                              description="Multi-turn conversations with agents")
 MAX_WAIT_SECONDS = 60
 _PREFER_WAIT = re.compile(r"(?:^|[;,\s])wait=(\d+)")
 
@@ -241,3 +248,40 @@ class Stream(MethodView):
         """
         execution = executions.get_execution(_caller(), execution_id)
         return streaming.execution_response(execution.id, request.headers.get("Last-Event-ID"))
+
+
+@conversations_blp.route("")
+class Conversations(MethodView):
+    @conversations_blp.arguments(ConversationListArgsSchema, location="query")
+    @conversations_blp.response(200, page_of(ConversationSchema))
+    @require("agents:read")
+    def get(self, args):
+        """Conversations, newest first; filter by agent. A customer sees its own."""
+        stmt = conversations.visible_conversations(_caller(), args["agent_id"])
+        page = paginate(stmt, cursor=args["cursor"], limit=args["limit"],
+                        order_by=(Conversation.created_at, Conversation.id))
+        return {"items": page.items, "next_cursor": page.next_cursor}
+
+
+@conversations_blp.route("/<uuid:conversation_id>")
+class ConversationItem(MethodView):
+    @conversations_blp.response(200, ConversationDetailSchema)
+    @require("agents:read")
+    def get(self, conversation_id):
+        """One conversation with all its messages, oldest first.
+
+        Continue it with ``conversation_id`` in ``POST /api/v1/agents/{id}/executions``.
+        """
+        return conversations.with_messages(
+            conversations.get_conversation(_caller(), conversation_id))
+
+    @conversations_blp.response(204)
+    @conversations_blp.alt_response(409, description="`conversation_busy`: one of its "
+                                                     "executions has not finished")
+    @require("agents:execute")
+    def delete(self, conversation_id):
+        """Delete a conversation and its messages (its executions stay, unlinked)."""
+        caller = _caller()
+        conversations.delete_conversation(
+            caller, conversations.get_conversation(caller, conversation_id))
+        db.session.commit()

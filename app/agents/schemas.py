@@ -164,3 +164,30 @@ class UsageSchema(Schema):
     items = fields.List(fields.Nested(UsageDaySchema), metadata={
         "description": "One row per day (and key) with executions, oldest first."})
     totals = fields.Nested(UsageTotalsSchema, metadata={"description": "The whole window."})
+
+
+class ConversationListArgsSchema(CursorArgsSchema):
+    agent_id = fields.UUID(load_default=None, metadata={"description": "Only this agent's."})
+
+
+class ConversationSchema(Schema):
+    id = fields.UUID()
+    agent_id = fields.UUID()
+    user_id = fields.UUID(metadata={"description": "The customer the thread belongs to."})
+    title = fields.String(metadata={"description": "The start of its first input."})
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class MessageSchema(Schema):
+    id = fields.UUID()
+    role = fields.String(metadata={"description": "user or assistant"})
+    content = fields.String()
+    execution_id = fields.UUID(allow_none=True, metadata={
+        "description": "The execution of this turn (null for history a client sent in)."})
+    created_at = fields.DateTime()
+
+
+class ConversationDetailSchema(ConversationSchema):
+    messages = fields.List(fields.Nested(MessageSchema), metadata={
+        "description": "Every message, oldest first."})

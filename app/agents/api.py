@@ -14,7 +14,7 @@ from flask import request, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from app.agents import conversations, executions, service, streaming, usage
+from app.agents import conversations, executions, provider_settings, service, streaming, usage
 from app.agents.models import AgentVersion, Conversation, Execution
 from app.agents.schemas import (
     AgentInSchema,
@@ -26,6 +26,8 @@ from app.agents.schemas import (
     ExecutionInSchema,
     ExecutionListArgsSchema,
     ExecutionSchema,
+    ProviderInSchema,
+    ProviderSchema,
     PublishSchema,
     UsageArgsSchema,
     UsageSchema,
@@ -91,6 +93,37 @@ class Usage(MethodView):
         """
         return usage.report(_caller(), args["group_by"], args["days"],
                             agent_id=args["agent_id"], customer_id=args["customer_id"])
+
+
+@agents_blp.route("/provider")
+class Provider(MethodView):
+    @agents_blp.response(200, ProviderSchema)
+    @require("agents:read", roles=("RESELLER",))
+    def get(self):
+        """Your own AI provider settings: whether a key is set, its last four characters and
+        the base URL. The key itself is never returned."""
+        return provider_settings.describe()
+
+    @agents_blp.arguments(ProviderInSchema)
+    @agents_blp.response(200, ProviderSchema)
+    @require("agents:write", roles=("RESELLER",))
+    def put(self, body):
+        """Use your own provider key (and OpenAI-compatible base URL) for your tenant's
+        executions. Stored encrypted; the change is audited without the key.
+
+        In production the base URL must resolve to public addresses (no loopback, private
+        or metadata addresses); development accepts a local server such as Ollama.
+        """
+        status = provider_settings.save(_caller(), body["api_key"], body["base_url"])
+        db.session.commit()
+        return status
+
+    @agents_blp.response(204)
+    @require("agents:write", roles=("RESELLER",))
+    def delete(self):
+        """Forget your key: executions go back to the platform's provider (if any)."""
+        provider_settings.clear(_caller())
+        db.session.commit()
 
 
 @agents_blp.route("/<uuid:agent_id>")

@@ -191,3 +191,24 @@ class MessageSchema(Schema):
 class ConversationDetailSchema(ConversationSchema):
     messages = fields.List(fields.Nested(MessageSchema), metadata={
         "description": "Every message, oldest first."})
+
+
+class ProviderInSchema(Schema):
+    api_key = fields.String(load_default=None, validate=validate.Length(max=500), metadata={
+        "description": "Your OpenAI (or OpenAI-compatible) key. Omit it to keep the stored "
+                       "key and change only the base URL."})
+    base_url = fields.String(load_default=None, allow_none=True,
+                             validate=validate.Length(max=500), metadata={
+        "description": "An OpenAI-compatible server, e.g. https://api.openai.com/v1 (null: "
+                       "the platform's). In production it must resolve to public addresses."})
+
+
+class ProviderSchema(Schema):
+    configured = fields.Boolean(metadata={"description": "Whether your own key is set."})
+    key_last4 = fields.String(allow_none=True, metadata={
+        "description": "The key's last four characters; the key itself is never returned."})
+    base_url = fields.String(allow_none=True)
+    updated_at = fields.DateTime(allow_none=True)
+    platform_provider = fields.Boolean(metadata={
+        "description": "Whether executions still run on the platform's provider without "
+                       "your own key (if not, they answer provider_not_configured)."})

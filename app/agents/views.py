@@ -18,10 +18,11 @@ from flask import (
 )
 from flask_login import current_user, login_required
 
-from app.agents import executions, service, streaming, usage
+from app.agents import executions, provider_settings, service, streaming, usage
 from app.agents.models import EXECUTION_STATUSES, Agent, AgentVersion, Execution
 from app.agents.quotas import usage_of
 from app.agents.service import Caller
+from app.auth.permissions import require_role
 from app.errors import ApiError
 from app.extensions import db
 
@@ -192,3 +193,31 @@ def usage_page():
     peak = max((r.executions for r in per_day), default=0)
     return render_template("agents/usage.html", per_day=per_day, peak=peak,
                            customers=customers, quota=usage_of(caller.user_id))
+
+
+@bp.route("/provider", methods=["GET", "POST"])
+@require_role("RESELLER")
+def provider():
+    """The reseller's own provider key: saved encrypted, never shown back."""
+    if request.method == "GET":
+        return render_template("agents/provider.html", status=provider_settings.describe(),
+                               error=None, base_url=None)
+    try:
+        provider_settings.save(_caller(), request.form.get("api_key"),
+                               request.form.get("base_url"))
+    except ApiError as exc:
+        db.session.rollback()
+        return render_template("agents/provider.html", status=provider_settings.describe(),
+                               error=exc.message, base_url=request.form.get("base_url")), 400
+    db.session.commit()
+    flash("Saved: your customers' executions now use your key.")
+    return redirect(url_for(".provider"))
+
+
+@bp.post("/provider/clear")
+@require_role("RESELLER")
+def clear_provider():
+    provider_settings.clear(_caller())
+    db.session.commit()
+    flash("Your key is removed.")
+    return redirect(url_for(".provider"))

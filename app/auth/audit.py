@@ -18,7 +18,9 @@ ACTIONS = ("sign_in", "sign_in_failed", "api_key_created", "api_key_revoked", "r
            "license_issued", "licenses_bulk_issue_started", "license_suspended",
            "license_reinstated", "license_revoked", "license_renewed", "license_extended",
            "license_customer_changed", "machine_deactivated", "signing_key_rotated",
-           "signing_key_retired")
+           "signing_key_retired",
+           # agents
+           "agent_provider_changed")
 
 
 def acting() -> dict[str, Any]:

@@ -96,7 +96,7 @@ class Usage(MethodView):
 
 
 @agents_blp.route("/provider")
-class Provider(MethodView):
+class ProviderSettings(MethodView):
     @agents_blp.response(200, ProviderSchema)
     @require("agents:read", roles=("RESELLER",))
     def get(self):

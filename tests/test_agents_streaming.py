@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
 
-from app.agents import engine
+from app.agents import engine, streaming
 from app.agents.config import AgentsConfig, AgentsConfigError
+from app.redis import get_redis
 from tenants.context import activate
 from tests.agents_support import (  # noqa: F401  (fixtures)
     VERSION,
@@ -15,6 +17,7 @@ from tests.agents_support import (  # noqa: F401  (fixtures)
     make_agents_app,
 )
 from tests.conftest import host_client
+from tests.fakes.openai_server import Step
 
 
 def test_a_waiting_execution_stream_sends_heartbeats_then_the_answer(
@@ -73,3 +76,34 @@ def test_the_heartbeat_interval_must_be_positive():
     for bad in ("0", "-1", "soon"):
         with pytest.raises(AgentsConfigError, match="ALBEDO_SSE_HEARTBEAT_SECONDS"):
             AgentsConfig.from_extra({"ALBEDO_SSE_HEARTBEAT_SECONDS": bad})
+
+
+def test_an_execution_over_without_its_end_event_ends_the_stream_with_its_outcome(
+        make_agents_app, fake, acme, api_caller):
+    # The worker commits the outcome just before it publishes the end event, and streams
+    # expire: a reader in between (or after) must still learn how the execution ended.
+    application = make_agents_app(ALBEDO_SSE_HEARTBEAT_SECONDS="0.02")
+    client = host_client(application, acme.host)
+    ann = api_caller(acme, email="ann@example.com")
+    fake.script = [Step(status=401)]
+    agent = client.post("/api/v1/agents", headers=ann.headers,
+                        json={"name": "Helper", "slug": "helper", "version": VERSION}).get_json()
+    execution = client.post(f"/api/v1/agents/{agent['id']}/executions", headers=ann.headers,
+                            json={"input": "fails"}).get_json()
+    with application.app_context(), activate(acme.info):
+        engine.run(execution["id"])
+        redis = get_redis()
+        key = f"agents:stream:{execution['id']}"
+        end_id = next(i for i, kind, _ in streaming.read(execution["id"]) if kind == "end")
+        redis.xdel(key, end_id)  # as if read before the worker published it
+    url = f"/api/v1/executions/{execution['id']}/stream"
+    body = client.get(url, headers=ann.headers).get_data(as_text=True)
+    last = body.rstrip().rsplit("\n\n", 1)[-1]
+    assert last.startswith("event: end\ndata: ")
+    ending = json.loads(last.split("data: ", 1)[1])
+    assert ending["status"] == "failed" and ending["error"]["code"] == "provider_auth_failed"
+    assert ending["error"]["message"]
+    with application.app_context():
+        get_redis().delete(key)  # expired altogether
+    expired = client.get(url, headers=ann.headers).get_data(as_text=True)
+    assert '"code": "provider_auth_failed"' in expired.rsplit("event: end", 1)[1]

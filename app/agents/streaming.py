@@ -88,13 +88,24 @@ def valid_event_id(value: str | None) -> str:
     return value if head.isdigit() and (not tail or tail.isdigit()) else "0"
 
 
+def end_data(status: str, code: str | None = None,
+             message: str | None = None) -> dict[str, Any]:
+    """The ``end`` event's data: the final status, and the error if there is one."""
+    data: dict[str, Any] = {"status": status}
+    if code:
+        data["error"] = {"code": code, "message": message}
+    return data
+
+
 def sse(execution_id: str, after: str = "0", heartbeat_seconds: float = 15.0,
         max_seconds: float = 600.0,
-        finished: Callable[[], bool] | None = None) -> Iterator[str]:
+        finished: Callable[[], dict[str, Any] | None] | None = None) -> Iterator[str]:
     """SSE lines until the ``end`` event (or ``max_seconds``: the client reconnects).
 
-    ``finished`` is asked when nothing arrives: an execution that ended after its events
-    expired (or that ended without any) must not keep a client waiting forever.
+    ``finished`` is asked when nothing arrives; it answers the end data once the execution is
+    over (else None). An execution can be over without its ``end`` event in the stream: the
+    worker commits the outcome just before publishing it, and streams expire. The client then
+    gets the end event made from the row instead of waiting forever or missing the status.
     """
     deadline = time.monotonic() + max_seconds
     # At least 1 ms: XREAD BLOCK 0 would wait forever and never beat.
@@ -103,8 +114,9 @@ def sse(execution_id: str, after: str = "0", heartbeat_seconds: float = 15.0,
     while time.monotonic() < deadline:
         events = read(execution_id, after, block_ms=block_ms)
         if not events:
-            if finished is not None and finished() and not read(execution_id, after):
-                yield "event: end\ndata: {}\n\n"
+            ending = finished() if finished is not None else None
+            if ending is not None and not read(execution_id, after):
+                yield f"event: end\ndata: {json.dumps(ending)}\n\n"
                 return
             yield ": heartbeat\n\n"
             continue
@@ -127,11 +139,16 @@ def execution_response(execution_id: uuid.UUID, last_event_id: str | None) -> Re
 
     db.session.commit()
 
-    def finished() -> bool:
+    def finished() -> dict[str, Any] | None:
         row = db.session.get(Execution, execution_id)
-        done = row is not None and row.is_terminal
+        if row is None:
+            ending: dict[str, Any] | None = {}  # deleted (with its agent): nothing to wait for
+        elif row.is_terminal:
+            ending = end_data(row.status, row.error_code, row.error_message)
+        else:
+            ending = None
         db.session.commit()
-        return done
+        return ending
 
     events = sse(str(execution_id), valid_event_id(last_event_id),
                  heartbeat_seconds=agents_config().sse_heartbeat_seconds, finished=finished)

@@ -40,14 +40,19 @@ def _run(client, caller):
                        json={"input": "whose key?"})
 
 
-def _audit_rows(owner_engine):
+def _audit_rows(owner_engine, with_actor=False):
     with owner_engine.connect() as conn:
         if conn.dialect.name == "postgresql":  # row-level security binds the owner too
             conn.execute(sa.text("SELECT set_config('app.cross_tenant', 'on', true)"))
         rows = conn.execute(sa.text(
-            "SELECT details FROM audit_events WHERE action = 'agent_provider_changed'"
-            " ORDER BY created_at")).scalars().all()
-    return [json.loads(row) if isinstance(row, str) else row for row in rows]  # SQLite: text
+            "SELECT details, actor_user_id FROM audit_events"
+            " WHERE action = 'agent_provider_changed' ORDER BY created_at")).all()
+    details = [json.loads(r.details) if isinstance(r.details, str) else r.details  # SQLite
+               for r in rows]
+    if with_actor:
+        return [(d, str(r.actor_user_id).replace("-", "")) for d, r in zip(details, rows,
+                                                                         strict=True)]
+    return details
 
 
 def test_a_reseller_key_is_used_for_its_tenant_only_and_never_shown(
@@ -77,9 +82,9 @@ def test_a_reseller_key_is_used_for_its_tenant_only_and_never_shown(
     assert sorted(h["authorization"] for h in fake.headers) == [
         f"Bearer {KEY}", "Bearer sk-platform"]
 
-    rows = _audit_rows(owner_engine)
-    assert len(rows) == 1 and rows[0]["base_url"] == fake.base_url
-    assert KEY not in str(rows[0]) and "WXYZ" not in str(rows[0])
+    [(row, actor)] = _audit_rows(owner_engine, with_actor=True)
+    assert row["base_url"] == fake.base_url and actor == reseller.user_id.hex
+    assert KEY not in str(row) and "WXYZ" not in str(row)
 
     # Cleared: Acme is back on the platform's key, and the removal is audited too.
     assert acme_client.delete(URL, headers=reseller.headers).status_code == 204

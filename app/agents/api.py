@@ -114,7 +114,7 @@ class ProviderSettings(MethodView):
         In production the base URL must resolve to public addresses (no loopback, private
         or metadata addresses); development accepts a local server such as Ollama.
         """
-        status = provider_settings.save(_caller(), body["api_key"], body["base_url"])
+        status = provider_settings.save(body["api_key"], body["base_url"])
         db.session.commit()
         return status
 
@@ -122,7 +122,7 @@ class ProviderSettings(MethodView):
     @require("agents:write", roles=("RESELLER",))
     def delete(self):
         """Forget your key: executions go back to the platform's provider (if any)."""
-        provider_settings.clear(_caller())
+        provider_settings.clear()
         db.session.commit()
 
 

@@ -34,7 +34,6 @@ from app import secrets_box
 from app.agents.config import agents_config
 from app.agents.models import ProviderSetting
 from app.agents.provider import PURPOSE, set_tenant_provider
-from app.agents.service import Caller
 from app.auth import audit
 from app.errors import ApiError
 from app.extensions import db
@@ -111,18 +110,13 @@ def check_base_url(url: str | None) -> str | None:
     return url
 
 
-def _audit(caller: Caller, **details: object) -> None:
-    from app.auth.models import User
-
-    actor = db.session.get(User, caller.user_id)
-    if caller.api_key_id:
-        details["api_key_id"] = str(caller.api_key_id)
-    audit.record("agent_provider_changed", actor_user_id=caller.user_id,
-                 actor_label=actor.email if actor else "", target_type="tenant",
+def _audit(**details: object) -> None:
+    # Whether a key is set, and the base URL: never the key, nor part of it.
+    audit.record("agent_provider_changed", **audit.acting(), target_type="tenant",
                  target_id=current_id(), **details)
 
 
-def save(caller: Caller, api_key: str | None, base_url: str | None) -> ProviderStatus:
+def save(api_key: str | None, base_url: str | None) -> ProviderStatus:
     """Set the key and base URL; without ``api_key`` the stored key is kept (URL change)."""
     api_key = (api_key or "").strip()
     url = check_base_url(base_url)
@@ -138,15 +132,15 @@ def save(caller: Caller, api_key: str | None, base_url: str | None) -> ProviderS
             raise _invalid("api_key", "Enter your provider's API key.")
     set_tenant_provider(api_key, url)
     db.session.flush()  # updated_at, for the answer
-    _audit(caller, key_set=True, base_url=url)
+    _audit(key_set=True, base_url=url)
     return describe()
 
 
-def clear(caller: Caller) -> None:
+def clear() -> None:
     """Forget the key and base URL: executions go back to the platform's provider."""
     row = _row()
     if row is None or not (row.api_key_encrypted or row.base_url):
         return
     set_tenant_provider(None, None)
-    _audit(caller, key_set=False, base_url=None)
+    _audit(key_set=False, base_url=None)
 

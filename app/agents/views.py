@@ -203,8 +203,7 @@ def provider():
         return render_template("agents/provider.html", status=provider_settings.describe(),
                                error=None, base_url=None)
     try:
-        provider_settings.save(_caller(), request.form.get("api_key"),
-                               request.form.get("base_url"))
+        provider_settings.save(request.form.get("api_key"), request.form.get("base_url"))
     except ApiError as exc:
         db.session.rollback()
         return render_template("agents/provider.html", status=provider_settings.describe(),
@@ -217,7 +216,7 @@ def provider():
 @bp.post("/provider/clear")
 @require_role("RESELLER")
 def clear_provider():
-    provider_settings.clear(_caller())
+    provider_settings.clear()
     db.session.commit()
     flash("Your key is removed.")
     return redirect(url_for(".provider"))

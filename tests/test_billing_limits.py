@@ -492,5 +492,6 @@ def test_concurrent_creates_never_pass_the_limit(app, platform, acme, globex, ma
 
 def test_the_create_routes_document_the_402(app, acme):
     spec = acme.client.get("/api/v1/openapi.json").get_json()
-    for path in ("/api/v1/licenses", "/api/v1/licenses/bulk", "/api/v1/api-keys"):
+    for path in ("/api/v1/agents", "/api/v1/licenses", "/api/v1/licenses/bulk",
+                 "/api/v1/api-keys"):
         assert "402" in spec["paths"][path]["post"]["responses"], path

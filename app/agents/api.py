@@ -37,6 +37,7 @@ from app.agents.schemas import (
 from app.agents.service import Agent, Caller
 from app.api.pagination import CursorArgsSchema, page_of, paginate
 from app.auth.guard import current_principal, require
+from app.billing.limits import PLAN_LIMIT_DOC
 from app.errors import ApiError
 from app.extensions import db
 
@@ -70,6 +71,7 @@ class Agents(MethodView):
 
     @agents_blp.arguments(AgentInSchema)
     @agents_blp.response(201, AgentSchema)
+    @agents_blp.alt_response(402, **PLAN_LIMIT_DOC)
     @require("agents:write")
     def post(self, body):
         """Create an agent; with ``version``, its first version is created and published."""

@@ -93,10 +93,12 @@ def _chunks(execution_id: str, slug: str, created: int, include_usage: bool) -> 
         return f"data: {json.dumps(body)}\n\n"
 
     yield chunk({"role": "assistant", "content": ""})
-    deadline = time.monotonic() + agents_config().timeout_seconds + 60
+    config = agents_config()
+    deadline = time.monotonic() + config.timeout_seconds + 60
+    beat_ms = int(config.sse_heartbeat_seconds * 1000)  # same setting as the execution streams
     after = "0"
     while time.monotonic() < deadline:
-        events = streaming.read(execution_id, after, block_ms=15_000)
+        events = streaming.read(execution_id, after, block_ms=beat_ms)
         if not events:
             yield ": heartbeat\n\n"
             continue

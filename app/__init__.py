@@ -101,13 +101,13 @@ def _init_extensions(app: Flask, settings: Settings) -> None:
 
 
 def _register_features(app: Flask) -> None:
-    from app.api.limits import limiter, storage_uri
+    from app.api import limits
     from app.extensions import api, csrf
 
     # After tenant resolution, so the per-tenant budget knows the tenant. With REDIS_URL this
     # is only a string; with the embedded default it starts the embedded Redis if needed.
-    app.config["RATELIMIT_STORAGE_URI"] = storage_uri(app.extensions["albedo.settings"])
-    limiter.init_app(app)
+    app.config["RATELIMIT_STORAGE_URI"] = limits.storage_uri(app.extensions["albedo.settings"])
+    limits.init_app(app)
     from app.api import conventions
 
     conventions.init_app(app)
@@ -144,7 +144,7 @@ def _register_features(app: Flask) -> None:
     from tenants import platform_api
     from tenants import views as tenants_views
 
-    limiter.exempt(health_bp)
+    limits.limiter.exempt(health_bp)
     app.register_blueprint(health_bp)
     app.register_blueprint(web_views.bp)
     app.register_blueprint(auth_views.bp)

@@ -170,6 +170,10 @@ def test_auth_limit_trips_exactly_at_the_configured_count(limited_app, acme):
     assert int(last.headers["Retry-After"]) > 0
     assert last.headers["X-RateLimit-Limit"] == "5"
     assert last.headers["X-RateLimit-Remaining"] == "0"
+    # Retry-After only where it means "wait": not on the failed sign-ins before the limit.
+    first = limited_app.test_client().get("/api/v1/agents", headers={"Host": "acme.localhost"})
+    assert first.status_code == 401 and "X-RateLimit-Limit" in first.headers
+    assert "Retry-After" not in first.headers
 
 
 def _hammer(settings, count, queue):

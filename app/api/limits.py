@@ -70,6 +70,22 @@ def auth_limit():
                          methods=["POST"])
 
 
+def init_app(app) -> None:
+    """flask-limiter, with Retry-After kept for the answers it means something on."""
+
+    # Registered before flask-limiter's own hook, so it runs after it (Flask calls
+    # after_request functions in reverse order). flask-limiter puts Retry-After on every
+    # answer; on a 200 or a 404 it reads as "come back later", and clients such as Zapier
+    # act on it. X-RateLimit-* stay on every answer.
+    @app.after_request
+    def _retry_after_only_when_refused(response):
+        if response.status_code not in (429, 503):
+            response.headers.pop("Retry-After", None)
+        return response
+
+    limiter.init_app(app)
+
+
 def storage_uri(settings: Settings) -> str:
     from app.redis import redis_url
 

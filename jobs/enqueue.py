@@ -42,7 +42,7 @@ def enqueue(task_name: str, *args: Any, tenant_id: uuid.UUID | object | None = _
         "job_id": job_id,
         "meta": {"task": task_name, "tenant_id": str(tenant) if tenant else None},
         "description": f"{task_name} (tenant {slug or tenant or '-'})",
-        "job_timeout": task.timeout,
+        "job_timeout": task.job_timeout(),
         "failure_ttl": 7 * 24 * 3600,
         "result_ttl": 24 * 3600,
     }

@@ -24,15 +24,21 @@ class Task:
     queue: str
     tenant_scoped: bool
     retry_intervals: tuple[int, ...]
-    timeout: int | None = None
+    # RQ's limit for one run, in seconds; a function (called at enqueue time, in the app
+    # context) when it follows a setting.
+    timeout: int | Callable[[], int] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def job_timeout(self) -> int | None:
+        return self.timeout() if callable(self.timeout) else self.timeout
 
 
 _TASKS: dict[str, Task] = {}
 
 
 def task(name: str, *, queue: str = DEFAULT, tenant_scoped: bool = True,
-         retry_intervals: tuple[int, ...] = (10, 60, 300), timeout: int | None = None):
+         retry_intervals: tuple[int, ...] = (10, 60, 300),
+         timeout: int | Callable[[], int] | None = None):
     """Register ``func`` as task ``name``. Tenant-scoped tasks refuse to run without a tenant."""
     if queue not in ALL:
         raise ValueError(f"unknown queue {queue!r}")

@@ -126,16 +126,35 @@ def test_provider_errors_become_clear_codes(make_agents_app, fake, acme, two_cus
     assert len(fake.requests) == requests
 
 
-def test_hard_timeout(make_agents_app, fake, acme, two_customers):
-    application = make_agents_app(ALBEDO_AGENTS_TIMEOUT_SECONDS="1")
+@pytest.mark.parametrize(("deadline", "step", "job_timeout", "output"), [
+    pytest.param("1", Step(stall_before=True), None, "", id="before-the-first-token"),
+    pytest.param("1", Step(text="one two three", stall_after_chunks=1), None, "one",
+                 id="after-the-first-token"),
+    pytest.param(None, Step(stall_before=True), 1, "", id="the-workers-job-timeout"),
+])
+def test_hard_timeout(make_agents_app, fake, acme, two_customers, monkeypatch, deadline, step,
+                      job_timeout, output):
+    """The engine's own deadline ends a stalled provider call, before or after the first
+    token; behind it, the worker's job timeout (a SIGALRM in the worker process, which runs
+    the job itself) ends a run stuck past it. Either way: timed_out, and never retried."""
+    from dataclasses import replace
+
+    from jobs import registry
+
+    application = make_agents_app(ALBEDO_AGENTS_TIMEOUT_SECONDS=deadline)  # default: 120 s
+    if job_timeout:
+        task = registry.get_task(executions.TASK)
+        monkeypatch.setitem(registry._TASKS, executions.TASK, replace(task, timeout=job_timeout))
     ann, _ = two_customers
     agent = make_agent(application, acme, ann)
-    fake.script = [Step(stall_before=True)]
+    fake.script = [step]
     execution_id, _ = _start(application, acme, ann, agent)
     run_agents_worker(application)
     fake.release.set()
     done = _load(application, acme, execution_id)
-    assert (done.status, done.error_code) == ("timed_out", "execution_timeout")
+    assert (done.status, done.error_code, done.output) == ("timed_out", "execution_timeout",
+                                                           output)
+    assert len(fake.requests) == 1
 
 
 def test_cancel_a_queued_execution_never_calls_the_provider(make_agents_app, fake, acme,
@@ -265,3 +284,70 @@ def test_http_tool_posts_through_the_guard_and_feeds_the_answer_back(
         assert "not allowed" in tool_answers[1]["content"]
     finally:
         receiver.close()
+
+
+def test_the_job_timeout_follows_the_agents_timeout(make_agents_app, acme, two_customers):
+    from rq.job import Job
+
+    from app.agents.tasks import SWEEP_GRACE
+
+    application = make_agents_app(ALBEDO_AGENTS_TIMEOUT_SECONDS="40")
+    ann, _ = two_customers
+    execution_id, _ = _start(application, acme, ann, make_agent(application, acme, ann))
+    with application.app_context():
+        from app.redis import get_redis
+
+        job = Job.fetch(executions.job_id_for(execution_id), connection=get_redis())
+    # Past the engine's deadline, and before the sweeper would start the run again.
+    assert 40 < job.timeout < 40 + SWEEP_GRACE.total_seconds()
+
+
+def test_provider_clients_are_kept_per_tenant_base_url_and_key(acme, globex):
+    from app.agents.provider import Provider, client_for
+
+    url = "http://127.0.0.1:9/v1"
+    mine = client_for(Provider("sk-shared", url, acme.info.id))
+    assert client_for(Provider("sk-shared", url, acme.info.id)) is mine  # reused
+    # The same key and server for another tenant: never the same client.
+    theirs = client_for(Provider("sk-shared", url, globex.info.id))
+    assert theirs is not mine and theirs.api_key == "sk-shared"
+    # A changed key (or server) is a new client; the old one is not handed out again.
+    rotated = client_for(Provider("sk-rotated", url, acme.info.id))
+    assert rotated is not mine and rotated.api_key == "sk-rotated"
+    moved = client_for(Provider("sk-rotated", "http://127.0.0.1:10/v1", acme.info.id))
+    assert moved is not rotated and str(moved.base_url).startswith("http://127.0.0.1:10/")
+    assert client_for(Provider("sk-shared", url, acme.info.id)) is not mine
+    assert client_for(Provider("sk-shared", url, globex.info.id)) is theirs
+
+
+def test_one_worker_uses_each_tenants_current_key_run_after_run(make_agents_app, fake, acme,
+                                                                globex, two_customers):
+    """Runs in one worker process (its provider clients kept between runs): a changed key is
+    used from the next run on, and a tenant's key never goes out for the other tenant."""
+    from app.agents.provider import set_tenant_provider
+
+    application = make_agents_app()
+    ann, gus = two_customers
+    callers = {"acme": (acme, ann, make_agent(application, acme, ann)),
+               "globex": (globex, gus, make_agent(application, globex, gus))}
+
+    def set_key(site, key):
+        with application.app_context(), activate(site.info):
+            set_tenant_provider(key, fake.base_url)
+            db.session.commit()
+
+    def run(*names):
+        for name in names:
+            _start(application, *callers[name])
+        run_agents_worker(application)
+
+    run("acme", "globex")  # both on the platform's key
+    set_key(acme, "sk-acme-1")
+    run("acme", "globex", "acme")
+    set_key(acme, "sk-acme-2")
+    set_key(globex, "sk-globex")
+    run("globex", "acme", "globex")
+    assert [h["authorization"].removeprefix("Bearer ") for h in fake.headers] == [
+        "sk-platform", "sk-platform",
+        "sk-acme-1", "sk-platform", "sk-acme-1",
+        "sk-globex", "sk-acme-2", "sk-globex"]

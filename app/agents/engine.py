@@ -7,8 +7,11 @@ The rules it keeps:
 * **Retries only before the first token.** Transient provider errors (429, 5xx, connection,
   provider timeout) are retried here with exponential backoff while nothing has been streamed;
   once a token is out, a retry would repeat text the user already saw, so the execution fails.
-* **Hard timeout.** The provider client's timeout is the time left, and the deadline is checked
-  between chunks and tool calls.
+* **Hard timeout.** Each provider call's timeout is the time left, and the deadline is checked
+  between chunks and tool calls (no signals: it holds in any thread and any worker class); a
+  provider that stalls past the deadline, before or after the first token, ends the run
+  ``timed_out``. Behind it, the worker's own job timeout (SIGALRM, agents.tasks) ends a run
+  stuck anywhere else, also as ``timed_out``.
 * **Cancel** is a Redis flag checked between chunks (and a row flag checked before claiming).
 * The outcome (output, tokens, cost, timings, error) is written on the execution row.
 """
@@ -30,6 +33,7 @@ from langchain_core.messages import (
     ToolMessage,
 )
 from langchain_openai import ChatOpenAI
+from rq.timeouts import JobTimeoutException
 from sqlalchemy import select, update
 
 from app import clock
@@ -37,7 +41,7 @@ from app.agents import streaming, templating
 from app.agents.config import AgentsConfig, agents_config
 from app.agents.errors import ExecutionFailure, classify
 from app.agents.models import AgentVersion, Execution, Message
-from app.agents.provider import Provider, resolve_provider
+from app.agents.provider import Provider, client_for, resolve_provider
 from app.agents.tools import call_tool, openai_tool_specs
 from app.errors import ApiError
 from app.extensions import db
@@ -111,10 +115,14 @@ def _timed_out() -> ExecutionFailure:
                             status="timed_out")
 
 
-def _chat_model(version: AgentVersion, provider: Provider, timeout: float):
+def _chat_model(version: AgentVersion, provider: Provider):
+    # The tenant's long-lived client: a fresh one per run (TLS context, connection pool) cost
+    # more than the rest of the pipeline. The time left goes with each call.
+    client = client_for(provider)
     llm = ChatOpenAI(model=version.model, api_key=provider.api_key, base_url=provider.base_url,
+                     client=client.chat.completions, root_client=client,
                      temperature=version.temperature, max_tokens=version.max_output_tokens,
-                     timeout=max(timeout, 0.1), max_retries=0, stream_usage=True)
+                     max_retries=0, stream_usage=True)
     if version.tools:
         return llm.bind_tools(openai_tool_specs(version.tools))
     return llm
@@ -132,11 +140,11 @@ def _on_first_token(progress: Progress, execution: Execution) -> None:
 
 def _stream_once(execution: Execution, version: AgentVersion, provider: Provider,
                  messages: list[BaseMessage], progress: Progress) -> None:
-    llm = _chat_model(version, provider, progress.remaining())
+    llm = _chat_model(version, provider)
     for _round in range(MAX_TOOL_ROUNDS + 1):
         progress.check()
         total: Any = None
-        for chunk in llm.stream(messages):
+        for chunk in llm.stream(messages, timeout=max(progress.remaining(), 0.1)):
             progress.check()
             total = chunk if total is None else total + chunk
             text = chunk.content if isinstance(chunk.content, str) else ""
@@ -171,6 +179,8 @@ def _run_with_retries(execution: Execution, version: AgentVersion, provider: Pro
         try:
             _stream_once(execution, version, provider, list(messages), progress)
             return
+        except JobTimeoutException:
+            raise  # the worker's limit: no retry (run() records it)
         except Exception as error:  # classified below; unknown errors fail the execution
             failure = classify(error)
             if failure.code == "provider_timeout" and progress.remaining() <= 0:
@@ -188,13 +198,17 @@ def _run_with_retries(execution: Execution, version: AgentVersion, provider: Pro
             time.sleep(backoff)  # backoff before retrying the provider (configurable; 0 in tests)
 
 
-def claim(execution_id: uuid.UUID) -> bool:
-    """queued → running, once. False if another delivery (or a cancel) got there first."""
+def claim(execution: Execution) -> bool:
+    """queued → running, once. False if another delivery (or a cancel) got there first.
+
+    One conditional UPDATE (and one commit) that also records the time spent queued.
+    """
     now = clock.now()
     result = db.session.execute(
-        update(Execution).where(Execution.id == execution_id, Execution.status == "queued",
+        update(Execution).where(Execution.id == execution.id, Execution.status == "queued",
                                 Execution.cancel_requested.is_(False))
-        .values(status="running", started_at=now, attempts=Execution.attempts + 1)
+        .values(status="running", started_at=now, attempts=Execution.attempts + 1,
+                queue_wait_ms=int((now - execution.created_at).total_seconds() * 1000))
         .execution_options(synchronize_session=False))
     db.session.commit()
     return result.rowcount == 1
@@ -243,26 +257,36 @@ def finish(execution: Execution, status: str, *, output: str | None = None,
             Message(conversation_id=execution.conversation_id, execution_id=execution.id,
                     role="assistant", content=execution.output, created_at=now)])
     _emit_outcome(execution)
+    execution_id = str(execution.id)  # read before the commit expires the row
     db.session.commit()
     payload: dict[str, Any] = {"status": status}
     if code:
         payload["error"] = {"code": code, "message": message}
-    streaming.publish(str(execution.id), "end", payload)
+    streaming.publish(execution_id, "end", payload)
+
+
+def _failure_of(error: Exception, execution_id: str) -> ExecutionFailure:
+    """How an exception that ended a run is recorded (called while handling it)."""
+    if isinstance(error, ExecutionFailure):
+        return error
+    if isinstance(error, JobTimeoutException):  # the worker's job timeout (agents.tasks)
+        log.warning("execution %s: the worker's job timeout ended it", execution_id)
+        return _timed_out()
+    log.exception("execution %s failed unexpectedly", execution_id)
+    return ExecutionFailure("internal_error", "The execution failed unexpectedly.")
 
 
 def run(execution_id: str) -> dict[str, Any]:
     """The job body: run the execution to an outcome written on its row."""
-    key = uuid.UUID(execution_id)
-    if not claim(key):
-        execution = db.session.get(Execution, key)
-        if execution is not None and execution.cancel_requested and not execution.is_terminal:
+    execution = db.session.get(Execution, uuid.UUID(execution_id))
+    if execution is None:
+        return {"status": "missing", "claimed": False}
+    if not claim(execution):
+        db.session.refresh(execution)
+        if execution.cancel_requested and not execution.is_terminal:
             finish(execution, "cancelled", code="cancelled",
                    message="The execution was cancelled before it started.")
-        return {"status": execution.status if execution else "missing", "claimed": False}
-    execution = db.session.get(Execution, key)
-    execution.queue_wait_ms = int((execution.started_at - execution.created_at)
-                                  .total_seconds() * 1000)
-    db.session.commit()
+        return {"status": execution.status, "claimed": False}
     config = agents_config()
     streaming.publish(execution_id, "status", {"status": "running"})
     progress = Progress(execution_id, time.monotonic() + config.timeout_seconds)
@@ -274,16 +298,11 @@ def run(execution_id: str) -> dict[str, Any]:
             raise ExecutionFailure(exc.code, exc.message) from exc
         messages = build_messages(execution, version, config)
         _run_with_retries(execution, version, provider, messages, progress, config)
-    except ExecutionFailure as failure:
+    except Exception as error:  # every way a run ends is written on its row
+        failure = _failure_of(error, execution_id)
         db.session.rollback()
         finish(execution, failure.status, output=progress.output, code=failure.code,
                message=failure.message, progress=progress)
         return {"status": failure.status, "code": failure.code}
-    except Exception:
-        log.exception("execution %s failed unexpectedly", execution_id)
-        db.session.rollback()
-        finish(execution, "failed", output=progress.output, code="internal_error",
-               message="The execution failed unexpectedly.", progress=progress)
-        return {"status": "failed", "code": "internal_error"}
     finish(execution, "succeeded", output=progress.output, progress=progress)
     return {"status": "succeeded"}

@@ -3,12 +3,22 @@
 A tenant's own key (encrypted at rest with app.secrets_box, bound to the tenant) wins over the
 platform's ``OPENAI_API_KEY``/``OPENAI_BASE_URL``. With neither, executing is refused with a
 message that says how to configure one; nothing pretends to answer.
+
+A worker process runs many executions, so the openai client (its connection pool, TLS context)
+is built once per tenant and reused (:func:`client_for`); building one per run cost more than
+the rest of the pipeline.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import threading
+import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 
+import openai
 from sqlalchemy import select
 
 from app import secrets_box
@@ -27,9 +37,16 @@ KEYLESS = "not-needed"
 class Provider:
     api_key: str
     base_url: str | None
+    # The tenant this provider was resolved for: its cached client is that tenant's alone.
+    tenant_id: uuid.UUID | None = None
 
     def __repr__(self) -> str:  # never print the key
-        return f"Provider(base_url={self.base_url!r})"
+        return f"Provider(base_url={self.base_url!r}, tenant_id={self.tenant_id})"
+
+    @property
+    def fingerprint(self) -> str:
+        """Names the key without holding it (a changed key is a different client)."""
+        return hashlib.sha256(self.api_key.encode()).hexdigest()
 
 
 def set_tenant_provider(api_key: str | None, base_url: str | None = None) -> ProviderSetting:
@@ -54,13 +71,61 @@ def resolve_provider() -> Provider:
     config = agents_config()
     if row is not None and row.api_key_encrypted:
         key = secrets_box.decrypt_text(row.api_key_encrypted, current_id(), PURPOSE)
-        return Provider(key, row.base_url or config.openai_base_url)
+        return Provider(key, row.base_url or config.openai_base_url, current_id())
     if config.openai_api_key:
-        return Provider(config.openai_api_key, config.openai_base_url)
+        return Provider(config.openai_api_key, config.openai_base_url, current_id())
     if config.openai_base_url:
-        return Provider(KEYLESS, config.openai_base_url)
+        return Provider(KEYLESS, config.openai_base_url, current_id())
     raise ApiError(
         503, "provider_not_configured",
         "No AI provider is configured. The platform operator sets OPENAI_API_KEY (and "
         "OPENAI_BASE_URL for an OpenAI-compatible server such as Ollama or vLLM), or the "
         "reseller saves its own provider key in the agent settings.")
+
+
+class _Clients:
+    """One openai client per tenant, for the (base URL, key) it was built with.
+
+    Keyed by tenant, so a client (which carries its key) is never handed to another tenant
+    even when two tenants use the same server; a tenant whose base URL or key changed gets a
+    new client and the old one is dropped (its connections close when it is collected).
+    Bounded, least recently used first out. A forked child starts empty: sockets are not
+    shared across processes.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._entries: OrderedDict[uuid.UUID | None, tuple[str | None, str, openai.OpenAI]] = (
+            OrderedDict())
+
+    def get(self, provider: Provider) -> openai.OpenAI:
+        with self._lock:
+            if self._pid != os.getpid():
+                self._entries.clear()
+                self._pid = os.getpid()
+            entry = self._entries.get(provider.tenant_id)
+            if entry is not None and entry[:2] == (provider.base_url, provider.fingerprint):
+                self._entries.move_to_end(provider.tenant_id)
+                return entry[2]
+            # Retries are the engine's (before the first token only); the timeout is per call.
+            client = openai.OpenAI(api_key=provider.api_key, base_url=provider.base_url,
+                                   max_retries=0)
+            self._entries[provider.tenant_id] = (provider.base_url, provider.fingerprint, client)
+            self._entries.move_to_end(provider.tenant_id)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+            return client
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+_clients = _Clients()
+
+
+def client_for(provider: Provider) -> openai.OpenAI:
+    """The long-lived openai client for ``provider`` in this process (see :class:`_Clients`)."""
+    return _clients.get(provider)

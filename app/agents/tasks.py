@@ -32,7 +32,13 @@ MAX_ATTEMPTS = 3
 _REASON = "the sweeper looks for executions whose worker died, in every tenant"
 
 
-@task(TASK, queue=AGENTS, retry_intervals=(), timeout=3600)
+def _job_timeout() -> int:
+    """The worker ends a run stuck past the engine's own deadline, before the sweeper would
+    call its worker dead and start it again (so a stuck run never overlaps its retry)."""
+    return int(agents_config().timeout_seconds + SWEEP_GRACE.total_seconds() / 2)
+
+
+@task(TASK, queue=AGENTS, retry_intervals=(), timeout=_job_timeout)
 def execute(execution_id: str) -> dict[str, Any]:
     return engine.run(execution_id)
 

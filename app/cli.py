@@ -171,11 +171,13 @@ def seed_demo_command(force):
               type=click.Choice(["agents", "emails", "webhooks", "default"]),
               help="Queue to listen on (repeatable); default: all.")
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
-def worker_command(queues, burst):
+@click.option("--fork", is_flag=True, help="Fork a work horse per job (slower).")
+def worker_command(queues, burst, fork):
     """Run a background worker (RQ, with the scheduler for retries)."""
     from jobs.worker import run_worker
 
-    run_worker(current_app._get_current_object(), list(queues) or None, burst=burst)
+    run_worker(current_app._get_current_object(), list(queues) or None, burst=burst,
+               simple=not fork)
 
 
 @albedo_cli.command("ping-worker")

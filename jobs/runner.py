@@ -1,8 +1,15 @@
 """What the worker actually executes for every job: restore the tenant, run the task,
-classify the failure (transient → RQ retries with backoff; anything else → failed now)."""
+classify the failure (transient → RQ retries with backoff; anything else → failed now).
+
+A worker process runs many jobs one after another (jobs.worker), so each job runs in its own
+copy of the worker's context (contextvars) with its own app context and database session:
+whatever a job sets — a tenant, a cross-tenant opt-in — ends with it, and the next job starts
+from the worker's clean state, in exactly the tenant it recorded (or none).
+"""
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import uuid
@@ -15,7 +22,7 @@ from rq import get_current_job
 from sqlalchemy.exc import OperationalError
 
 from jobs.registry import PermanentError, TransientError, get_task
-from tenants.context import NoTenantError, activate
+from tenants.context import NoTenantError, activate, set_current
 
 log = logging.getLogger(__name__)
 TRANSIENT = (TransientError, OperationalError, ConnectionError, TimeoutError,
@@ -24,7 +31,7 @@ _engine_pid: int | None = None
 
 
 def _fresh_connections_after_fork() -> None:
-    """A forked work horse must not reuse the parent's database sockets."""
+    """A forked work horse (``--fork``) must not reuse the parent's database sockets."""
     global _engine_pid
     from app.extensions import db
 
@@ -56,7 +63,15 @@ def _application():
 
 
 def run(task_name: str, tenant_id: str | None, args: list[Any], kwargs: dict[str, Any]) -> Any:
-    app = _application()
+    # A copy of the worker's context: it still holds RQ's current job (tasks read their
+    # retries), and nothing the job sets in it survives the job.
+    return contextvars.copy_context().run(_run, _application(), task_name, tenant_id, args,
+                                          kwargs)
+
+
+def _run(app, task_name: str, tenant_id: str | None, args: list[Any],
+         kwargs: dict[str, Any]) -> Any:
+    set_current(None)  # whatever the caller's context held, a job starts from its own tenant
     with app.app_context():
         _fresh_connections_after_fork()
         from app.extensions import db

@@ -1,8 +1,13 @@
 """The worker entry point: ``python -m jobs.worker`` (or ``flask albedo worker``).
 
 Builds the app once, then runs an RQ worker on the queues with the scheduler enabled (retries
-with intervals and delayed jobs need it). Each job runs in a forked work horse, inside an app
-context, in the tenant the job recorded (jobs.runner).
+with intervals and delayed jobs need it). Jobs run one after another in the worker process
+itself, which keeps what is costly to set up warm across jobs: the app, the ORM's configured
+mappers, database and Redis connections, the agents' provider clients. A fork per job
+(``--fork``, RQ's classic work horse) threw all of that away for every job and cost most of an
+agent execution's overhead (bench/execution_pipeline.py). Each job still runs in its own
+context, app context and session, in the tenant it recorded (jobs.runner), and a run that dies
+with its worker is resolved by the agents sweeper (jobs.periodic) whichever class runs it.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import socket
 import threading
 import uuid
 
-from rq import Worker
+from rq import SimpleWorker, Worker
 from rq.serializers import JSONSerializer
 
 from jobs.periodic import start_ticker
@@ -22,19 +27,24 @@ from jobs.registry import load_all
 
 
 def run_worker(app, queues: list[str] | None = None, burst: bool = False,
-               simple: bool = False) -> bool:
+               simple: bool = True) -> bool:
+    """Work on ``queues`` (default: all) until stopped, or until they are empty (``burst``).
+
+    ``simple=False`` runs each job in a forked work horse instead of in this process. Either
+    way this must run in the main thread: RQ's job timeout is a SIGALRM.
+    """
+    from sqlalchemy.orm import configure_mappers
+
     from app.redis import get_redis
 
     with app.app_context():
         load_all()
+        # Once, before the first job (and before any fork, so work horses inherit it): left
+        # to the first query, every forked horse configured every mapper again.
+        configure_mappers()
         connection = get_redis()
         names = queues or list(ALL)
-        worker_class = Worker
-        if simple:  # no fork: one process, used by tests and on platforms without fork
-            from rq import SimpleWorker
-
-            worker_class = SimpleWorker
-        worker = worker_class(
+        worker = (SimpleWorker if simple else Worker)(
             [get_queue(n, connection) for n in names], connection=connection,
             serializer=JSONSerializer,
             name=f"albedo-{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
@@ -56,12 +66,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="a queue to listen on (repeatable); default: all")
     parser.add_argument("--burst", action="store_true",
                         help="exit once the queues are empty")
+    parser.add_argument("--fork", action="store_true",
+                        help="run each job in a forked work horse (slower: nothing stays warm)")
     args = parser.parse_args(argv)
     from app import create_app
 
     app = create_app()
     logging.getLogger(__name__).info("worker listening on %s", ", ".join(args.queue or ALL))
-    run_worker(app, args.queue, burst=args.burst)
+    run_worker(app, args.queue, burst=args.burst, simple=not args.fork)
     return 0
 
 

@@ -46,16 +46,18 @@ def _load(application, site, execution_id) -> Execution:
         return execution
 
 
-def _kill_worker_mid_run(test_environ, fake, condition) -> None:
-    """A real forking RQ worker in its own process group, SIGKILLed once ``condition``."""
+def _kill_worker_mid_run(test_environ, fake, condition, fork: bool = False) -> None:
+    """A real RQ worker in its own process group, SIGKILLed once ``condition``: the process
+    that runs the execution (or, with ``--fork``, its parent and work horse together)."""
     env = {**test_environ, "OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": "sk-platform"}
     worker = subprocess.Popen(
-        [sys.executable, "-m", "jobs.worker", "--queue", "agents", "--burst"], cwd=ROOT,
+        [sys.executable, "-m", "jobs.worker", "--queue", "agents", "--burst",
+         *(["--fork"] if fork else [])], cwd=ROOT,
         env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until(condition, timeout=60, what="the worker to be mid-run")
     finally:
-        os.killpg(worker.pid, signal.SIGKILL)  # the worker and its work horse, no goodbye
+        os.killpg(worker.pid, signal.SIGKILL)  # no goodbye
         worker.wait(10)
 
 
@@ -90,14 +92,15 @@ def test_killed_after_tokens_streamed_the_execution_fails_and_is_not_retried(
     assert _load(application, globex, other).status == "queued"
 
 
+@pytest.mark.parametrize("fork", [False, True], ids=["in-process", "fork"])
 def test_killed_before_the_first_token_the_execution_is_retried_and_succeeds(
-        make_agents_app, fake, acme, people, test_environ):
+        make_agents_app, fake, acme, people, test_environ, fork):
     application = make_agents_app()
     ann, _ = people
     agent = make_agent(application, acme, ann)
     fake.script = [Step(stall_before=True), Step(text="recovered")]
     execution_id = _start(application, acme, ann, agent)
-    _kill_worker_mid_run(test_environ, fake, fake.stalled.is_set)
+    _kill_worker_mid_run(test_environ, fake, fake.stalled.is_set, fork)
     with application.app_context():
         _after_the_deadline()
         assert sweep()["requeued"] == 1

@@ -1,5 +1,6 @@
 """Jobs: tenant context restored on a real worker, refused without one, retried when transient."""
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -17,28 +18,76 @@ from tests.jobs_helpers import run_jobs
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _answers(jobs: list[Job]) -> list:
+    return [Job.fetch(job.id, connection=job.connection, serializer=job.serializer)
+            .return_value() for job in jobs]
+
+
+@pytest.mark.parametrize("fork", [False, True], ids=["in-process", "fork"])
 def test_jobs_run_in_their_tenant_on_a_real_worker_process(app, acme, globex, test_environ,
-                                                           settings):
+                                                           settings, fork):
     with app.app_context():
-        with activate(acme.info):
-            acme_job = enqueue("diagnostics.whoami")
-        with activate(globex.info):
-            globex_job = enqueue("diagnostics.whoami")
+        jobs = []
+        for site in (acme, globex, acme, globex):  # alternating, in one worker process
+            with activate(site.info):
+                jobs.append(enqueue("diagnostics.whoami"))
         from app.redis import redis_url
 
         env = {**test_environ, "REDIS_URL": redis_url(settings)}
-    # The real entry point, in its own process, forking a work horse per job.
-    done = subprocess.run([sys.executable, "-m", "jobs.worker", "--burst", "-q", "default"],
+    # The real entry point, in its own process: jobs run in it one after another, or each
+    # in a forked work horse with --fork.
+    done = subprocess.run([sys.executable, "-m", "jobs.worker", "--burst", "-q", "default",
+                           *(["--fork"] if fork else [])],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     with app.app_context():
-        acme_job = Job.fetch(acme_job.id, connection=acme_job.connection,
-                             serializer=acme_job.serializer)
-        globex_job = Job.fetch(globex_job.id, connection=globex_job.connection,
-                               serializer=globex_job.serializer)
-        assert acme_job.return_value()["tenant_slug"] == "acme"
-        assert globex_job.return_value()["tenant_slug"] == "globex"
-        assert acme_job.return_value()["pid"] != os.getpid()
+        answers = _answers(jobs)
+    assert [a["tenant_slug"] for a in answers] == ["acme", "globex", "acme", "globex"]
+    pids = {a["pid"] for a in answers}
+    assert os.getpid() not in pids
+    assert len(pids) == (4 if fork else 1)
+
+
+def test_a_job_cannot_leak_tenant_context_into_the_next_one(app, acme, globex, monkeypatch):
+    """One worker process runs job after job: whatever context a job leaves set — a tenant, a
+    cross-tenant opt-in — must not reach the next job, tenant-scoped or not."""
+    from jobs import registry
+    from tenants.context import cross_tenant, cross_tenant_reason, current_or_none, set_current
+
+    forgotten = []
+
+    def leak() -> str:
+        set_current(acme.info)  # and never reset
+        opt_in = cross_tenant("a job that forgets to leave")
+        opt_in.__enter__()
+        forgotten.append(opt_in)  # never exited (nor collected, which would exit it)
+        return "leaked"
+
+    def probe() -> dict:
+        tenant = current_or_none()
+        return {"tenant": tenant.slug if tenant else None, "cross": cross_tenant_reason()}
+
+    for name, func, scoped in (("tests.leak", leak, False), ("tests.probe", probe, False),
+                               ("tests.probe_in_tenant", probe, True)):
+        monkeypatch.setitem(registry._TASKS, name, registry.Task(name, func, "default", scoped,
+                                                                  ()))
+    with app.app_context():
+        jobs = [enqueue("tests.leak", tenant_id=None), enqueue("tests.probe", tenant_id=None)]
+        with activate(globex.info):
+            jobs.append(enqueue("tests.probe_in_tenant"))
+            jobs.append(enqueue("diagnostics.whoami"))
+        jobs.append(enqueue("tests.probe", tenant_id=None))
+    run_jobs(app, "default")  # one real worker, in this very process
+    with app.app_context():
+        answers = _answers(jobs)
+    assert answers[0] == "leaked"
+    assert answers[1] == {"tenant": None, "cross": None}
+    assert answers[2] == {"tenant": "globex", "cross": None}
+    assert answers[3]["tenant_slug"] == "globex" and answers[3]["pid"] == os.getpid()
+    assert answers[4] == {"tenant": None, "cross": None}
+    for opt_in in forgotten:  # its context ended with its job: nothing is left to reset
+        with contextlib.suppress(ValueError):
+            opt_in.gen.close()
 
 
 def test_a_tenant_scoped_job_without_a_tenant_is_refused(app, acme):

@@ -1,8 +1,20 @@
 """Periodic work is enqueued once per slot, however many workers tick, and runs cleanly."""
 
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from rq.job import Job
+
+from jobs.enqueue import enqueue
 from jobs.periodic import PERIODIC, enqueue_due
 from jobs.queues import get_queue
+from tenants import activate
+from tests.agents_support import wait_until
 from tests.jobs_helpers import run_jobs
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_each_slot_is_enqueued_once_and_the_next_slot_again(app):
@@ -27,3 +39,38 @@ def test_the_periodic_tasks_run_without_a_tenant(app, acme):
         for name in ("agents", "webhooks", "default"):
             registry = get_queue(name).failed_job_registry
             assert registry.get_job_ids() == [], name
+
+
+def test_a_running_worker_ticks_and_runs_the_periodic_tasks_after_tenant_jobs(
+        app, acme, test_environ, settings):
+    """The real worker (jobs run in its process) starts the ticker; the periodic tasks run
+    there, in the same process after a tenant's job, and succeed (tenant isolation between
+    consecutive jobs: tests/test_jobs.py)."""
+    from app.redis import redis_url
+
+    with app.app_context(), activate(acme.info):
+        tenant_job = enqueue("diagnostics.whoami")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "jobs.worker", "-q", "agents", "-q", "webhooks", "-q", "default"],
+        cwd=ROOT, env={**test_environ, "REDIS_URL": redis_url(settings)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        def periodic_done() -> set[str]:
+            with app.app_context():
+                done = {Job.fetch(job_id, connection=queue.connection,
+                                  serializer=queue.serializer).meta["task"]
+                        for queue in map(get_queue, ("agents", "webhooks", "default"))
+                        for job_id in queue.finished_job_registry.get_job_ids()}
+                return done >= {p.task for p in PERIODIC} and done
+
+        done = wait_until(periodic_done, timeout=60, what="the periodic tasks to run")
+    finally:
+        worker.send_signal(signal.SIGTERM)  # a warm shutdown
+        _, errors = worker.communicate(timeout=30)
+    assert done == {p.task for p in PERIODIC} | {"diagnostics.whoami"}, errors[-2000:]
+    with app.app_context():
+        tenant_job.refresh()
+        assert tenant_job.return_value()["tenant_slug"] == "acme"
+        for name in ("agents", "webhooks", "default"):
+            assert get_queue(name).failed_job_registry.get_job_ids() == [], name
+    assert worker.returncode == 0, errors[-2000:]

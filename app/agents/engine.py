@@ -41,7 +41,7 @@ from app.agents import streaming, templating
 from app.agents.config import AgentsConfig, agents_config
 from app.agents.errors import ExecutionFailure, classify
 from app.agents.models import AgentVersion, Execution, Message
-from app.agents.provider import Provider, client_for, resolve_provider
+from app.agents.provider import Provider, built_on_client, resolve_provider
 from app.agents.tools import call_tool, openai_tool_specs
 from app.errors import ApiError
 from app.extensions import db
@@ -116,16 +116,22 @@ def _timed_out() -> ExecutionFailure:
 
 
 def _chat_model(version: AgentVersion, provider: Provider):
-    # The tenant's long-lived client: a fresh one per run (TLS context, connection pool) cost
-    # more than the rest of the pipeline. The time left goes with each call.
-    client = client_for(provider)
-    llm = ChatOpenAI(model=version.model, api_key=provider.api_key, base_url=provider.base_url,
-                     client=client.chat.completions, root_client=client,
-                     temperature=version.temperature, max_tokens=version.max_output_tokens,
-                     max_retries=0, stream_usage=True)
-    if version.tools:
-        return llm.bind_tools(openai_tool_specs(version.tools))
-    return llm
+    """The version's chat model on the tenant's long-lived client, kept with that client.
+
+    A fresh client per run (TLS context, connection pool) cost more than the rest of the
+    pipeline; a version never changes, so neither does its model. The time left goes with
+    each call instead (_stream_once).
+    """
+
+    def build(client):
+        llm = ChatOpenAI(model=version.model, api_key=provider.api_key,
+                         base_url=provider.base_url, client=client.chat.completions,
+                         root_client=client, temperature=version.temperature,
+                         max_tokens=version.max_output_tokens, max_retries=0,
+                         stream_usage=True)
+        return llm.bind_tools(openai_tool_specs(version.tools)) if version.tools else llm
+
+    return built_on_client(provider, ("chat_model", version.id), build)
 
 
 def _on_first_token(progress: Progress, execution: Execution) -> None:

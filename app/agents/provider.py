@@ -16,7 +16,9 @@ import os
 import threading
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any
 
 import openai
 from sqlalchemy import select
@@ -83,44 +85,62 @@ def resolve_provider() -> Provider:
         "reseller saves its own provider key in the agent settings.")
 
 
+@dataclass
+class _Entry:
+    base_url: str | None
+    fingerprint: str
+    client: openai.OpenAI
+    # What is built on the client (the engine's chat models, one per agent version).
+    derived: OrderedDict[Hashable, Any] = field(default_factory=OrderedDict)
+
+
 class _Clients:
     """One openai client per tenant, for the (base URL, key) it was built with.
 
     Keyed by tenant, so a client (which carries its key) is never handed to another tenant
     even when two tenants use the same server; a tenant whose base URL or key changed gets a
-    new client and the old one is dropped (its connections close when it is collected).
-    Bounded, least recently used first out. A forked child starts empty: sockets are not
-    shared across processes.
+    new client, and the old one and all built on it are dropped (its connections close when
+    it is collected). Bounded, least recently used first out. A forked child starts empty:
+    sockets are not shared across processes.
     """
 
-    def __init__(self, size: int = 256) -> None:
-        self.size = size
+    def __init__(self, size: int = 256, derived_size: int = 64) -> None:
+        self.size, self.derived_size = size, derived_size
         self._lock = threading.Lock()
         self._pid = os.getpid()
-        self._entries: OrderedDict[uuid.UUID | None, tuple[str | None, str, openai.OpenAI]] = (
-            OrderedDict())
+        self._entries: OrderedDict[uuid.UUID | None, _Entry] = OrderedDict()
 
-    def get(self, provider: Provider) -> openai.OpenAI:
-        with self._lock:
-            if self._pid != os.getpid():
-                self._entries.clear()
-                self._pid = os.getpid()
-            entry = self._entries.get(provider.tenant_id)
-            if entry is not None and entry[:2] == (provider.base_url, provider.fingerprint):
-                self._entries.move_to_end(provider.tenant_id)
-                return entry[2]
+    def _entry(self, provider: Provider) -> _Entry:
+        if self._pid != os.getpid():
+            self._entries.clear()
+            self._pid = os.getpid()
+        entry = self._entries.get(provider.tenant_id)
+        if entry is None or (entry.base_url, entry.fingerprint) != (provider.base_url,
+                                                                     provider.fingerprint):
             # Retries are the engine's (before the first token only); the timeout is per call.
             client = openai.OpenAI(api_key=provider.api_key, base_url=provider.base_url,
                                    max_retries=0)
-            self._entries[provider.tenant_id] = (provider.base_url, provider.fingerprint, client)
-            self._entries.move_to_end(provider.tenant_id)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
-            return client
+            entry = _Entry(provider.base_url, provider.fingerprint, client)
+            self._entries[provider.tenant_id] = entry
+        self._entries.move_to_end(provider.tenant_id)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+        return entry
 
-    def clear(self) -> None:
+    def client(self, provider: Provider) -> openai.OpenAI:
         with self._lock:
-            self._entries.clear()
+            return self._entry(provider).client
+
+    def derived(self, provider: Provider, key: Hashable,
+                build: Callable[[openai.OpenAI], Any]) -> Any:
+        with self._lock:
+            entry = self._entry(provider)
+            if key not in entry.derived:
+                entry.derived[key] = build(entry.client)
+            entry.derived.move_to_end(key)
+            while len(entry.derived) > self.derived_size:
+                entry.derived.popitem(last=False)
+            return entry.derived[key]
 
 
 _clients = _Clients()
@@ -128,4 +148,11 @@ _clients = _Clients()
 
 def client_for(provider: Provider) -> openai.OpenAI:
     """The long-lived openai client for ``provider`` in this process (see :class:`_Clients`)."""
-    return _clients.get(provider)
+    return _clients.client(provider)
+
+
+def built_on_client(provider: Provider, key: Hashable,
+                    build: Callable[[openai.OpenAI], Any]) -> Any:
+    """``build(client)`` for ``provider``'s client, kept with it under ``key`` (and dropped
+    with it): for objects that are costly to make and never change for that key."""
+    return _clients.derived(provider, key, build)

@@ -12,7 +12,8 @@ The rules it keeps:
   provider that stalls past the deadline, before or after the first token, ends the run
   ``timed_out``. Behind it, the worker's own job timeout (SIGALRM, agents.tasks) ends a run
   stuck anywhere else, also as ``timed_out``.
-* **Cancel** is a Redis flag checked between chunks (and a row flag checked before claiming).
+* **Cancel** is a Redis flag checked before each piece of text goes out, each tool call and
+  each round (and a row flag checked before claiming).
 * The outcome (output, tokens, cost, timings, error) is written on the execution row.
 """
 
@@ -102,8 +103,8 @@ class Progress:
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
 
-    def check(self) -> None:
-        if streaming.cancel_requested(self.execution_id):
+    def check(self, cancel: bool = True) -> None:
+        if cancel and streaming.cancel_requested(self.execution_id):
             raise ExecutionFailure("cancelled", "The execution was cancelled.",
                                    status="cancelled")
         if self.remaining() <= 0:
@@ -151,9 +152,11 @@ def _stream_once(execution: Execution, version: AgentVersion, provider: Provider
         progress.check()
         total: Any = None
         for chunk in llm.stream(messages, timeout=max(progress.remaining(), 0.1)):
-            progress.check()
-            total = chunk if total is None else total + chunk
             text = chunk.content if isinstance(chunk.content, str) else ""
+            # The deadline at every chunk; a cancel (a Redis round trip) before any text
+            # goes out, not for the empty chunks around it.
+            progress.check(cancel=bool(text))
+            total = chunk if total is None else total + chunk
             if text:
                 if not progress.streamed:
                     _on_first_token(progress, execution)

@@ -36,6 +36,7 @@ from langchain_core.messages import (
 from langchain_openai import ChatOpenAI
 from rq.timeouts import JobTimeoutException
 from sqlalchemy import select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app import clock
 from app.agents import streaming, templating
@@ -135,6 +136,20 @@ def _chat_model(version: AgentVersion, provider: Provider):
     return built_on_client(provider, ("chat_model", version.id), build)
 
 
+def _commit_keeping(execution: Execution, **written: Any) -> None:
+    """Commit what the run's own UPDATE ``written`` on its row, and keep the loaded row as it
+    now stands instead of expiring it: the run is the row's only writer while it runs, and
+    reloading the whole row after each of its commits cost more than the rest of finish()."""
+    session = db.session()
+    expire, session.expire_on_commit = session.expire_on_commit, False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire
+    for name, value in written.items():
+        set_committed_value(execution, name, value)
+
+
 def _on_first_token(progress: Progress, execution: Execution) -> None:
     progress.first_token_at = clock.now()
     # Committed at once: a sweeper that finds this run dead must know tokens went out
@@ -142,7 +157,7 @@ def _on_first_token(progress: Progress, execution: Execution) -> None:
     db.session.execute(update(Execution).where(Execution.id == execution.id)
                        .values(first_token_at=progress.first_token_at)
                        .execution_options(synchronize_session=False))
-    db.session.commit()
+    _commit_keeping(execution, first_token_at=progress.first_token_at)
 
 
 def _stream_once(execution: Execution, version: AgentVersion, provider: Provider,
@@ -213,14 +228,17 @@ def claim(execution: Execution) -> bool:
     One conditional UPDATE (and one commit) that also records the time spent queued.
     """
     now = clock.now()
+    claimed = {"status": "running", "started_at": now, "attempts": execution.attempts + 1,
+               "queue_wait_ms": int((now - execution.created_at).total_seconds() * 1000)}
     result = db.session.execute(
         update(Execution).where(Execution.id == execution.id, Execution.status == "queued",
                                 Execution.cancel_requested.is_(False))
-        .values(status="running", started_at=now, attempts=Execution.attempts + 1,
-                queue_wait_ms=int((now - execution.created_at).total_seconds() * 1000))
-        .execution_options(synchronize_session=False))
-    db.session.commit()
-    return result.rowcount == 1
+        .values(claimed).execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        db.session.commit()
+        return False
+    _commit_keeping(execution, **claimed)
+    return True
 
 
 def _emit_outcome(execution: Execution) -> None:

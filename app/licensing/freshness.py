@@ -42,7 +42,10 @@ def _changed_keys(session: Session) -> set[str]:
     keys: set[str] = set()
     for obj in (*session.new, *session.dirty, *session.deleted):
         if isinstance(obj, License):
-            keys.add(license_key(obj.id))
+            # A new license has no snapshot anywhere (an unknown id is never cached): a bulk
+            # issue of thousands bumps nothing.
+            if obj not in session.new:
+                keys.add(license_key(obj.id))
         elif isinstance(obj, Machine):
             keys.add(license_key(obj.license_id))
         elif isinstance(obj, Policy | Product | SigningKey):

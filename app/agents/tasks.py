@@ -23,7 +23,6 @@ from app.extensions import db
 from jobs.enqueue import enqueue
 from jobs.queues import AGENTS
 from jobs.registry import task
-from tenants.context import activate
 
 log = logging.getLogger(__name__)
 # A run gets its timeout plus this much before the sweeper calls it dead.
@@ -71,7 +70,7 @@ def _revive(execution_id: uuid.UUID, now) -> str:
 
 def sweep() -> dict[str, int]:
     """Resolve every execution still ``running`` past its timeout plus a grace period."""
-    from tenants.service import get_tenant, info_for
+    from tenants.service import acting_as
 
     now = clock.now()
     cutoff = now - timedelta(seconds=agents_config().timeout_seconds) - SWEEP_GRACE
@@ -83,13 +82,9 @@ def sweep() -> dict[str, int]:
     db.session.rollback()
     outcome = {"requeued": 0, "failed": 0, "skipped": 0}
     for execution_id, tenant_id in rows:
-        tenant = get_tenant(tenant_id)
-        if tenant is None:
-            continue
-        info = info_for(tenant)
-        db.session.rollback()
-        with activate(info):
-            outcome[_revive(execution_id, now)] += 1
+        with acting_as(tenant_id) as found:
+            if found:
+                outcome[_revive(execution_id, now)] += 1
     return outcome
 
 

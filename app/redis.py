@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import redis
 from flask import Flask, current_app
+from redis.commands.core import Script
 
 from app.settings import Settings
 
@@ -30,3 +31,14 @@ def get_redis() -> redis.Redis:
         client = connect(app.extensions["albedo.settings"])
         app.extensions["albedo.redis"] = client
     return client
+
+
+def script(text: str) -> Script:
+    """``text`` registered with this app's client (a Redis client may be swapped, as tests
+    do to take Redis away: the script follows the client in use)."""
+    client = get_redis()
+    scripts = current_app.extensions.setdefault("albedo.redis_scripts", {})
+    registered = scripts.get(text)
+    if registered is None or registered.registered_client is not client:
+        registered = scripts[text] = client.register_script(text)
+    return registered

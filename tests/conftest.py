@@ -127,6 +127,7 @@ def app(migrated, owner_engine):
 
         get_redis().flushdb()
     yield application
+    close_ledger(application)
     with application.app_context():
         from app.extensions import db
 
@@ -135,6 +136,14 @@ def app(migrated, owner_engine):
     from app import clock
 
     clock.set_clock(None)
+
+
+def close_ledger(application) -> None:
+    """Pay what the app's validation ledger owes Redis now and stop its flusher, so nothing
+    of this test reaches Redis during the next one."""
+    ledger = application.extensions.get("albedo.validation_ledger")
+    if ledger is not None:
+        ledger.close()
 
 
 @pytest.fixture

@@ -47,6 +47,15 @@ def make_license(app, site, *, code: str = "agent-pro", license_kwargs: dict | N
                                policy_id=policy.id, product_id=product.id)
 
 
+def settle(app) -> None:
+    """Pay what the app's validation ledger owes Redis now: what its flusher thread does
+    within one sync window (tests/test_licensing_hotpath.py shows it does)."""
+    from app.licensing import ledger
+
+    with app.app_context():
+        ledger.of_app().flush()
+
+
 def jwks_of(site) -> dict:
     response = site.client.get("/.well-known/albedo/license-keys.json")
     assert response.status_code == 200

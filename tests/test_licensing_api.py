@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-from tests.licensing_support import validate
+from tests.licensing_support import settle, validate
 
 
 def _setup(site, reseller, **policy):
@@ -174,6 +174,7 @@ def test_validation_log_lists_this_tenants_validations(app, acme, globex, api_ca
     lic = _issue(acme, reseller, policy)
     validate(acme, lic["key"])
     validate(globex, lic["key"])
+    settle(app)
     with app.app_context():
         enqueue("licensing.flush_validations", tenant_id=acme.info.id)
         enqueue("licensing.flush_validations", tenant_id=globex.info.id)

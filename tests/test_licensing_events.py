@@ -8,7 +8,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from tests.licensing_support import VALIDATE, jwks_of, load_verifier, make_license, validate
+from tests.licensing_support import (
+    VALIDATE,
+    jwks_of,
+    load_verifier,
+    make_license,
+    settle,
+    validate,
+)
 
 T0 = datetime(2030, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -103,6 +110,7 @@ def test_refused_validations_become_one_event_per_license_and_code_per_batch(
     assert validate(acme, fine.key)["code"] == "VALID"
     assert validate(acme, "junk")["code"] == "MALFORMED"
     assert validate(globex, theirs.key)["code"] == "SUSPENDED"
+    settle(app)
     with app.app_context():
         enqueue("licensing.flush_validations", tenant_id=acme.info.id)
         enqueue("licensing.flush_validations", tenant_id=globex.info.id)

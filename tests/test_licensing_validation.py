@@ -14,6 +14,7 @@ from tests.licensing_support import (
     jwks_of,
     load_verifier,
     make_license,
+    settle,
     validate,
 )
 
@@ -237,6 +238,7 @@ def test_validations_are_counted_off_the_hot_path(app, acme, globex, redis_clien
     with app.app_context():
         jobs = [j for j in redis_client.zrange("rq:scheduled:test-default", 0, -1)]
     assert jobs, "the first validation schedules a flush"
+    settle(app)
     with app.app_context():
         enqueue("licensing.flush_validations", tenant_id=acme.info.id)
         enqueue("licensing.flush_validations", tenant_id=globex.info.id)
@@ -258,7 +260,7 @@ def test_validations_are_counted_off_the_hot_path(app, acme, globex, redis_clien
 def test_validation_is_rate_limited_per_key_and_per_ip_and_429s_are_signed(
         migrated, make_tenant, owner_engine):
     from app import create_app
-    from tests.conftest import _empty_tables, host_client
+    from tests.conftest import _empty_tables, close_ledger, host_client
 
     _empty_tables(owner_engine)
     app = create_app(migrated.with_overrides(extra={
@@ -296,6 +298,7 @@ def test_validation_is_rate_limited_per_key_and_per_ip_and_429s_are_signed(
     verifier.verify_response(method="POST", path=VALIDATE, host=info.primary_host,
                              headers=dict(limited.headers), body=limited.get_data(),
                              jwks=jwks)
+    close_ledger(app)
     with app.app_context():
         db.session.remove()
         db.engine.dispose()

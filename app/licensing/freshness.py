@@ -86,6 +86,9 @@ def install() -> None:
         keys = session.info.pop(_PENDING, None)
         if keys and has_app_context() and "albedo.settings" in current_app.extensions:
             bump(keys)
+            from app.licensing import ledger
+
+            ledger.of_app().forget_checks()  # this process sees its own change at once
 
     @event.listens_for(Session, "after_rollback")
     def _discard(session):

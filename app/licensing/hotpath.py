@@ -1,4 +1,5 @@
-"""License validation in one Redis round trip and, for a known license, no database query.
+"""License validation with, for a known license, no database query and at most one Redis
+round trip.
 
 Embedded agents validate the same keys over and over, so this path is what the licensing
 benchmark measures. Per validation:
@@ -7,11 +8,15 @@ benchmark measures. Per validation:
 2. the license's snapshot comes from the process's cache (``snapshot``), read from the
    database only on a miss or after a change;
 3. the answer is decided from the snapshot at the current time;
-4. one Lua script then, atomically: checks the snapshot's generation counters
+4. if the process's ledger (``ledger``) heard from Redis about this license and these
+   budgets within its sync window, it takes the budgets and owes Redis the record: no
+   round trip at all;
+5. otherwise one Lua script, atomically: checks the snapshot's generation counters
    (``freshness``) and, if they moved, answers "stale" so that step 2 re-reads and the
    decision is made again; takes one request from the per-key and the per-IP budgets (both
    or neither, limits' sliding-window-counter algorithm); and records the validation (count,
-   last time, log entry, flush flag: see ``counters``).
+   last time, log entry, flush flag: see ``counters``). What the ledger owes travels in the
+   same round trip, and what Redis answers teaches the ledger.
 
 This replaces flask-limiter on this one endpoint: flask-limiter evaluates its limits one
 Redis call each, and headers cost another, where this endpoint's whole budget needs one.
@@ -33,7 +38,7 @@ from datetime import datetime
 from flask import current_app
 from limits import parse
 
-from app.licensing import counters, freshness, snapshot
+from app.licensing import counters, freshness, ledger, snapshot
 from app.licensing.validation import GENUINE, Decision, check_key, decide
 
 log = logging.getLogger(__name__)
@@ -95,7 +100,8 @@ end
 redis.call('rpush', KEYS[9], ARGV[9])
 redis.call('ltrim', KEYS[9], -tonumber(ARGV[10]), -1)
 local scheduled = redis.call('set', KEYS[10], '1', 'NX', 'EX', tonumber(ARGV[11]))
-return {2, key_limit - key_used - 1, ip_limit - ip_used - 1, scheduled and 1 or 0}
+return {2, key_limit - key_used - 1, ip_limit - ip_used - 1, scheduled and 1 or 0,
+        math.max(key_ttl - key_expiry, 1000), math.max(ip_ttl - ip_expiry, 1000)}
 """
 
 
@@ -133,14 +139,9 @@ def _normalised_key_hash(text: object) -> str:
 
 
 def _script():
-    from app.redis import get_redis
+    from app.redis import script
 
-    scripts = current_app.extensions.setdefault("albedo.validation_script", {})
-    redis = get_redis()
-    if id(redis) not in scripts:
-        scripts.clear()
-        scripts[id(redis)] = redis.register_script(_SCRIPT)
-    return scripts[id(redis)]
+    return script(_SCRIPT)
 
 
 def _rate_key(scope: str, value: str) -> tuple[str, str]:
@@ -158,19 +159,28 @@ def _generations(tenant_id: uuid.UUID, license_id: uuid.UUID) -> tuple[str, str]
 
 def validate(tenant_id: uuid.UUID, text: object, fingerprint: str | None,
              product: str | None, ip: str | None, now: datetime) -> Outcome:
-    """Decide, take the budgets and record, in one round trip in the common case."""
+    """Decide, take the budgets and record: from the ledger when what it knows is fresh,
+    else in one round trip to Redis in the common case."""
     checked = check_key(text)
     cache = snapshot.cache()
     entry = None
     if checked.code == GENUINE:
         entry = cache.get(tenant_id, checked.license_id)
+    rates = (_rate_key("license-key", _normalised_key_hash(text)),
+             _rate_key("license-ip", ip or "unknown"))
+    if checked.code != GENUINE or entry is not None:
+        decision = _decide(checked, entry, fingerprint, product, now)
+        local = _take_locally(tenant_id, checked, decision, rates, fingerprint, ip, now)
+        if local is not None:
+            return local
     try:
         if checked.code == GENUINE and entry is None:
             entry = _refresh(tenant_id, checked.license_id, _generations(tenant_id,
                                                                           checked.license_id))
         for _ in range(3):
             decision = _decide(checked, entry, fingerprint, product, now)
-            answer = _run_script(tenant_id, text, checked, entry, decision, fingerprint, ip, now)
+            answer = _run_script(tenant_id, text, checked, entry, decision, fingerprint, ip,
+                                 now, rates)
             if answer[0] != 0:
                 return _outcome(decision, answer, tenant_id)
             # The license changed since the snapshot was read: read it again and re-decide.
@@ -178,7 +188,8 @@ def validate(tenant_id: uuid.UUID, text: object, fingerprint: str | None,
                              (answer[1].decode(), answer[2].decode()))
         # Changing faster than it can be read: answer from the last read, unchecked.
         decision = _decide(checked, entry, fingerprint, product, now)
-        answer = _run_script(tenant_id, text, checked, None, decision, fingerprint, ip, now)
+        answer = _run_script(tenant_id, text, checked, None, decision, fingerprint, ip, now,
+                             rates)
         return _outcome(decision, answer, tenant_id)
     except Exception as exc:
         if not _is_redis_error(exc):
@@ -188,6 +199,24 @@ def validate(tenant_id: uuid.UUID, text: object, fingerprint: str | None,
         if checked.code == GENUINE:
             entry = _refresh(tenant_id, checked.license_id, None)
         return Outcome(_decide(checked, entry, fingerprint, product, now))
+
+
+def _take_locally(tenant_id, checked, decision: Decision, rates, fingerprint, ip,
+                  now: datetime) -> Outcome | None:
+    key_budget, ip_budget = budget("KEY"), budget("IP")
+    book = ledger.of_app()
+    generations_of = (tenant_id, checked.license_id) if checked.code == GENUINE else ()
+    local = book.take(generations_of, *rates, (key_budget.window * 1000,
+                                                ip_budget.window * 1000))
+    if local is None:
+        return None
+    if local.refused is not None:
+        return Outcome(decision, remaining=0, limit=local.limit, refused=local.refused,
+                       retry_after=local.retry_after)
+    license_id = decision.snapshot.id if decision.snapshot is not None else None
+    book.owe_record(tenant_id, license_id, now.isoformat(),
+                    counters.log_entry(license_id, decision.code, fingerprint, ip, now))
+    return Outcome(decision, remaining=local.remaining, limit=local.limit)
 
 
 def _is_redis_error(exc: Exception) -> bool:
@@ -213,10 +242,26 @@ def _decide(checked, entry, fingerprint, product, now) -> Decision:
         return Decision(checked.code)
     if entry is None:
         return Decision("NOT_FOUND")
-    return decide(entry.snapshot, fingerprint, product, now)
+    return decide(entry.snapshot, fingerprint, product, now,
+                  functools.partial(_executions_used, entry.snapshot, now))
 
 
-def _run_script(tenant_id, text, checked, entry, decision: Decision, fingerprint, ip, now):
+def _executions_used(license_: snapshot.LicenseSnapshot, now: datetime) -> int:
+    try:
+        return counters.executions_used(license_.id, license_.policy.execution_period_seconds,
+                                        now)
+    except Exception as exc:
+        if not _is_redis_error(exc):
+            raise
+        # Nothing can be counted while Redis is away either: answer, do not fail.
+        log.warning("executions per period unknown without Redis", exc_info=True)
+        return 0
+
+
+def _run_script(tenant_id, text, checked, entry, decision: Decision, fingerprint, ip, now,
+                rates):
+    """The hot path's script, with whatever the ledger owes Redis in the same round trip;
+    what Redis answers is taught to the ledger."""
     key_budget, ip_budget = budget("KEY"), budget("IP")
     keys_ = counters.keys_for(tenant_id)
     license_id = str(decision.snapshot.id) if decision.snapshot is not None else ""
@@ -225,13 +270,34 @@ def _run_script(tenant_id, text, checked, entry, decision: Decision, fingerprint
     expected = entry.generations if entry is not None else ("", "")
     log_entry = counters.log_entry(decision.snapshot.id if decision.snapshot else None,
                                    decision.code, fingerprint, ip, now)
-    return _script()(
-        keys=[*generation_keys, *_rate_key("license-key", _normalised_key_hash(text)),
-              *_rate_key("license-ip", ip or "unknown"), keys_["counts"], keys_["last"],
-              keys_["log"], keys_["flag"]],
-        args=[*expected, key_budget.limit, key_budget.window, ip_budget.limit,
-              ip_budget.window, license_id, now.isoformat(), log_entry, counters.LOG_CAP,
-              counters.FLUSH_DELAY])
+    call = {"keys": [*generation_keys, *rates[0], *rates[1], keys_["counts"], keys_["last"],
+                     keys_["log"], keys_["flag"]],
+            "args": [*expected, key_budget.limit, key_budget.window, ip_budget.limit,
+                     ip_budget.window, license_id, now.isoformat(), log_entry,
+                     counters.LOG_CAP, counters.FLUSH_DELAY]}
+    book = ledger.of_app()
+    owed = book.take_owed()
+    asked_at = book.monotonic()
+    if not owed:
+        answer = _script()(**call)
+    else:
+        from app.redis import get_redis
+
+        pipe = ledger.Pipeline(get_redis())
+        flags = ledger.queue_owed(pipe, owed)
+        pipe.script(_script(), call["keys"], call["args"])
+        results = pipe.execute()
+        ledger.schedule_won_flushes(flags, results)
+        answer = results[-1]
+    if answer[0] == 2:
+        if entry is not None or checked.code != GENUINE:
+            book.confirmed((tenant_id, checked.license_id) if checked.code == GENUINE else (),
+                           asked_at)
+        book.learned(rates[0], key_budget.limit, key_budget.limit - int(answer[1]),
+                     -(-int(answer[4]) // 1000), asked_at)
+        book.learned(rates[1], ip_budget.limit, ip_budget.limit - int(answer[2]),
+                     -(-int(answer[5]) // 1000), asked_at)
+    return answer
 
 
 def _outcome(decision: Decision, answer: list, tenant_id: uuid.UUID) -> Outcome:

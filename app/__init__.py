@@ -60,9 +60,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         RATELIMIT_KEY_PREFIX=settings.extra.get("ALBEDO_QUEUE_PREFIX", "") + "albedo-rl",
     )
     app.extensions["albedo.settings"] = settings
-    if settings.proxy_count:
-        n = settings.proxy_count
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)
 
     from app import logs
 
@@ -81,6 +78,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.cli import albedo_cli
 
     app.cli.add_command(albedo_cli)
+    from app.licensing.lane import ValidationLane
+
+    app.wsgi_app = ValidationLane(app, app.wsgi_app)  # type: ignore[method-assign]
+    if settings.proxy_count:  # outermost: the lane sees the client's address and host too
+        n = settings.proxy_count
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)
     return app
 
 

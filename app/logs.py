@@ -8,7 +8,7 @@ import logging
 import re
 import uuid
 
-from flask import Flask, g, has_request_context, request
+from flask import Flask, g, has_app_context, request
 
 from app.settings import Settings
 
@@ -23,7 +23,7 @@ class ContextFilter(logging.Filter):
         record.tenant = tenant.slug if tenant else "-"
         record.request_id = "-"
         record.user_id = "-"
-        if has_request_context():
+        if has_app_context():  # g: a request's, or the validation lane's (app context only)
             record.request_id = g.get("request_id", "-")
             record.user_id = g.get("log_user_id", "-")
         try:
@@ -73,11 +73,15 @@ def configure(settings: Settings) -> None:
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
+def request_id_for(incoming: str) -> str:
+    """The caller's X-Request-ID when it is a sane token, else a new one."""
+    return incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+
+
 def init_request_ids(app: Flask) -> None:
     @app.before_request
     def _assign_request_id() -> None:
-        incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        g.request_id = request_id_for(request.headers.get("X-Request-ID", ""))
 
     @app.after_request
     def _echo_request_id(response):

@@ -7,7 +7,7 @@ Machine endpoints authenticate with the license key itself (``Authorization: Lic
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import Blueprint as FlaskBlueprint
 from flask import Response, g, jsonify, request
@@ -38,6 +38,7 @@ machines_blp = Blueprint("license_machines", __name__,
                                      "(authenticated with the license key)")
 wellknown_bp = FlaskBlueprint("license_wellknown", __name__)
 VALIDATE_PATH = "/api/v1/licenses/validate"
+_BUDGET_NAMES = {"key": "of this license key", "ip": "from this IP address"}
 
 
 @wellknown_bp.get("/.well-known/albedo/license-keys.json")
@@ -91,27 +92,38 @@ class Validate(MethodView):
                                    body.get("product"), request.remote_addr, now)
         if outcome.refused is not None:
             raise ApiError(429, "rate_limited",
-                           f"Too many validations from this {outcome.refused}: the limit is "
+                           f"Too many validations {_BUDGET_NAMES[outcome.refused]}: the limit is "
                            f"{outcome.limit} per {hotpath.budget(outcome.refused.upper()).window}"
                            " seconds.",
                            details={"budget": outcome.refused, "limit": outcome.limit},
                            headers={"Retry-After": str(outcome.retry_after),
                                     "X-RateLimit-Limit": str(outcome.limit),
                                     "X-RateLimit-Remaining": "0"})
-        if outcome.remaining is not None:
-            g.rate_limit_headers = {"X-RateLimit-Limit": str(outcome.limit),
-                                    "X-RateLimit-Remaining": str(outcome.remaining)}
-        decision = outcome.decision
-        return {
-            "valid": decision.code == "VALID",
-            "code": decision.code,
-            "detail": DETAILS[decision.code],
-            "flags": decision.flags,
-            "license": (license_view(decision.snapshot, now)
-                        if decision.snapshot is not None else None),
-            "nonce": body.get("nonce"),
-            "ts": now.isoformat(),
-        }
+        g.rate_limit_headers = rate_limit_headers(outcome)
+        return answer(outcome, body.get("nonce"), now)
+
+
+def rate_limit_headers(outcome: hotpath.Outcome) -> dict[str, str]:
+    """The budget left after an accepted validation (none when Redis could not be asked)."""
+    if outcome.remaining is None:
+        return {}
+    return {"X-RateLimit-Limit": str(outcome.limit),
+            "X-RateLimit-Remaining": str(outcome.remaining)}
+
+
+def answer(outcome: hotpath.Outcome, nonce: str | None, now: datetime) -> dict:
+    """The body of an accepted validation (ValidateAnswerSchema dumps it)."""
+    decision = outcome.decision
+    return {
+        "valid": decision.code == "VALID",
+        "code": decision.code,
+        "detail": DETAILS[decision.code],
+        "flags": decision.flags,
+        "license": (license_view(decision.snapshot, now)
+                    if decision.snapshot is not None else None),
+        "nonce": nonce,
+        "ts": now.isoformat(),
+    }
 
 
 def _license_from_header():

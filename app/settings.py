@@ -53,6 +53,9 @@ class Settings:
     # How many proxies in front set X-Forwarded-*; 0 means those headers are ignored.
     proxy_count: int = 0
     tenant_cache_ttl: float = 30.0
+    # How long a process decides license validations from what Redis last told it
+    # (app/licensing/ledger.py); 0 asks Redis at every validation.
+    license_sync_seconds: float = 0.1
     email_backend: str = "outbox"
     email_from_address: str = "no-reply@localhost"
     smtp_host: str = "localhost"
@@ -127,6 +130,8 @@ class Settings:
             problems.append("ALBEDO_LOG_FORMAT must be text or json")
         if self.proxy_count < 0:
             problems.append("ALBEDO_PROXY_COUNT cannot be negative")
+        if not 0 <= self.license_sync_seconds <= 10:
+            problems.append("ALBEDO_LICENSE_SYNC_SECONDS must be between 0 and 10 seconds")
         if problems:
             raise SettingsError(problems)
         return self
@@ -149,6 +154,16 @@ class Settings:
                 return int(raw)
             except ValueError:
                 problems.append(f"{name} must be a whole number, got {raw!r}")
+                return default
+
+        def number(name: str, default: float) -> float:
+            raw = env.get(name, "").strip()
+            if not raw:
+                return default
+            try:
+                return float(raw)
+            except ValueError:
+                problems.append(f"{name} must be a number, got {raw!r}")
                 return default
 
         def boolean(name: str, default: bool) -> bool:
@@ -199,6 +214,7 @@ class Settings:
             public_port=integer("ALBEDO_PUBLIC_PORT", None if production else 5000),
             proxy_count=integer("ALBEDO_PROXY_COUNT", 0) or 0,
             tenant_cache_ttl=float(integer("ALBEDO_TENANT_CACHE_TTL", 30) or 0),
+            license_sync_seconds=number("ALBEDO_LICENSE_SYNC_SECONDS", 0.1),
             email_backend=text("ALBEDO_EMAIL_BACKEND", "outbox"),
             email_from_address=text("ALBEDO_EMAIL_FROM", "no-reply@localhost"),
             smtp_host=text("SMTP_HOST", "localhost"),

@@ -10,12 +10,12 @@ from sqlalchemy import event
 from tests.licensing_support import VALIDATE, make_license
 
 
-def _another_process(migrated, **extra):
+def _another_process(migrated, **overrides):
     """Another app over the same database and Redis: its own snapshot cache and ledger, as
     another gunicorn worker would have."""
     from app import create_app
 
-    return create_app(migrated.with_overrides(extra={**migrated.extra, **extra}))
+    return create_app(migrated.with_overrides(**overrides))
 
 
 def _dispose(other) -> None:
@@ -37,7 +37,7 @@ def second_process(app, migrated):
 @pytest.fixture
 def exact_process(app, migrated):
     """A process that asks Redis at every validation (ALBEDO_LICENSE_SYNC_SECONDS=0)."""
-    other = _another_process(migrated, ALBEDO_LICENSE_SYNC_SECONDS="0")
+    other = _another_process(migrated, license_sync_seconds=0)
     yield other
     _dispose(other)
 

@@ -53,6 +53,8 @@ def test_production_with_secrets_starts(tmp_path):
     ({"ALBEDO_PUBLIC_PORT": "eighty"}, "ALBEDO_PUBLIC_PORT must be a whole number"),
     ({"SMTP_STARTTLS": "maybe"}, "SMTP_STARTTLS must be true or false"),
     ({"ALBEDO_EMAIL_BACKEND": "pigeon"}, "ALBEDO_EMAIL_BACKEND must be one of"),
+    ({"ALBEDO_LICENSE_SYNC_SECONDS": "soon"}, "ALBEDO_LICENSE_SYNC_SECONDS must be a number"),
+    ({"ALBEDO_LICENSE_SYNC_SECONDS": "-1"}, "ALBEDO_LICENSE_SYNC_SECONDS must be between"),
 ])
 def test_bad_values_are_named(tmp_path, env, fragment):
     with pytest.raises(SettingsError, match=fragment):

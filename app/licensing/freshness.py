@@ -3,9 +3,10 @@
 Each tenant and each license has a counter in Redis. Any committed change to a license or
 its machines bumps the license's counter; a change to a policy, product or signing key
 bumps the tenant's (it may concern every license). The validation hot path caches license
-snapshots per process together with the counters they were read under, and its one Redis
+snapshots per process together with the counters they were read under, and its Redis
 script compares them: a change made by any process is seen by every other at its next
-validation.
+validation that asks Redis (within one sync window: see ``ledger``), and by the process
+that made it at once.
 
 Bumps happen after the commit (a session event, whatever code path wrote the rows), so a
 validation can at worst use the old state for the instant between a commit and its bump.

@@ -36,7 +36,6 @@ from flask import Flask, current_app
 
 log = logging.getLogger(__name__)
 
-SYNC_DEFAULT = 0.1
 # Takes owed for many budgets at once: the sliding-window roll and take of hotpath's script,
 # n at a time. KEYS: previous, current per budget; ARGV: expiry (ms), n per budget.
 OWED_TAKES_SCRIPT = """
@@ -289,8 +288,7 @@ def of_app() -> Ledger:
     """This app's ledger (one per process and app, like the snapshot cache)."""
     ledger = current_app.extensions.get("albedo.validation_ledger")
     if ledger is None:
-        extra = current_app.extensions["albedo.settings"].extra
-        window = float(extra.get("ALBEDO_LICENSE_SYNC_SECONDS", SYNC_DEFAULT))
+        window = current_app.extensions["albedo.settings"].license_sync_seconds
         ledger = current_app.extensions.setdefault(
             "albedo.validation_ledger", Ledger(current_app._get_current_object(), window))
     return ledger

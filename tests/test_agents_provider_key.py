@@ -231,3 +231,38 @@ def test_the_settings_page_saves_and_removes_the_key(acme, globex, make_user, ow
     customer = customer.client
     assert customer.get("/agents/provider").status_code == 403
     assert "/agents/provider" not in customer.get("/agents").get_data(as_text=True)
+
+
+def test_production_checks_the_address_again_at_every_connection(
+        production_app, fake, acme, globex, world, monkeypatch):
+    """DNS rebinding: the name resolved publicly when it was saved, privately when the worker
+    connects. Nothing is sent to it, and the execution says why."""
+    import socket
+
+    from app.integrations import ssrf
+
+    # The platform's own provider is the operator's choice: not guarded.
+    application = production_app(OPENAI_BASE_URL=fake.base_url,
+                                 ALBEDO_AGENTS_RETRY_BACKOFF="0")
+    acme_client = host_client(application, acme.host)
+    globex_client = host_client(application, globex.host)
+    public = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", 80))]
+    with monkeypatch.context() as patched:
+        patched.setattr(ssrf.socket, "getaddrinfo", lambda *args, **kwargs: public)
+        saved = acme_client.put(URL, headers=world["acme_reseller"].headers,
+                                json={"api_key": KEY, "base_url": fake.base_url})
+    assert saved.status_code == 200, saved.get_json()
+
+    assert _run(acme_client, world["ann"]).status_code == 202
+    assert _run(globex_client, world["gus"]).status_code == 202
+    run_agents_worker(application)
+    assert [h["authorization"] for h in fake.headers] == ["Bearer sk-platform"]
+    [blocked] = acme_client.get("/api/v1/executions",
+                                headers=world["ann"].headers).get_json()["items"]
+    assert (blocked["status"], blocked["error"]["code"]) == (
+        "failed", "provider_address_blocked")
+    assert "127.0.0.1" in blocked["error"]["message"]
+    assert "loopback" in blocked["error"]["message"]
+    [ran] = globex_client.get("/api/v1/executions",
+                              headers=world["gus"].headers).get_json()["items"]
+    assert ran["status"] == "succeeded"

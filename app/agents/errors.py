@@ -37,6 +37,10 @@ def classify(error: BaseException) -> ExecutionFailure:
     if isinstance(error, openai.APITimeoutError):
         return ExecutionFailure("provider_timeout", "The AI provider did not answer in time.",
                                 transient=True)
+    blocked = _blocked_address(error)
+    if blocked is not None:
+        return ExecutionFailure("provider_address_blocked", f"The provider base URL cannot be "
+                                f"used now: {blocked}. Change it in the AI provider settings.")
     if isinstance(error, openai.APIConnectionError | httpx.TransportError):
         return ExecutionFailure("provider_unavailable", "The AI provider could not be reached "
                                 "or dropped the connection.", transient=True)
@@ -57,3 +61,17 @@ def classify(error: BaseException) -> ExecutionFailure:
         return ExecutionFailure("provider_error",
                                 f"The AI provider answered HTTP {error.status_code}.")
     return ExecutionFailure("internal_error", "The execution failed unexpectedly.")
+
+
+def _blocked_address(error: BaseException) -> BaseException | None:
+    """The SSRF guard's refusal behind a connection error (the SDK wraps it), if any."""
+    from app.integrations.ssrf import SsrfBlocked
+
+    seen: BaseException | None = error
+    for _ in range(5):
+        if seen is None:
+            return None
+        if isinstance(seen, SsrfBlocked):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None

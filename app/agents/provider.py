@@ -20,7 +20,9 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import openai
+from flask import current_app
 from sqlalchemy import select
 
 from app import secrets_box
@@ -41,6 +43,8 @@ class Provider:
     base_url: str | None
     # The tenant this provider was resolved for: its cached client is that tenant's alone.
     tenant_id: uuid.UUID | None = None
+    # A reseller's own base URL in production: every connection is checked after DNS.
+    guarded: bool = False
 
     def __repr__(self) -> str:  # never print the key
         return f"Provider(base_url={self.base_url!r}, tenant_id={self.tenant_id})"
@@ -73,7 +77,8 @@ def resolve_provider() -> Provider:
     config = agents_config()
     if row is not None and row.api_key_encrypted:
         key = secrets_box.decrypt_text(row.api_key_encrypted, current_id(), PURPOSE)
-        return Provider(key, row.base_url or config.openai_base_url, current_id())
+        guarded = bool(row.base_url) and current_app.extensions["albedo.settings"].is_production
+        return Provider(key, row.base_url or config.openai_base_url, current_id(), guarded)
     if config.openai_api_key:
         return Provider(config.openai_api_key, config.openai_base_url, current_id())
     if config.openai_base_url:
@@ -119,7 +124,7 @@ class _Clients:
                                                                      provider.fingerprint):
             # Retries are the engine's (before the first token only); the timeout is per call.
             client = openai.OpenAI(api_key=provider.api_key, base_url=provider.base_url,
-                                   max_retries=0)
+                                   max_retries=0, http_client=_http_client(provider))
             entry = _Entry(provider.base_url, provider.fingerprint, client)
             self._entries[provider.tenant_id] = entry
         self._entries.move_to_end(provider.tenant_id)
@@ -144,6 +149,14 @@ class _Clients:
 
 
 _clients = _Clients()
+
+
+def _http_client(provider: Provider) -> httpx.Client | None:
+    if not provider.guarded:
+        return None  # the SDK's own default client
+    from app.integrations.ssrf import GuardedTransport
+
+    return openai.DefaultHttpxClient(transport=GuardedTransport())
 
 
 def client_for(provider: Provider) -> openai.OpenAI:

@@ -15,9 +15,10 @@ Where a base URL may point is decided here:
 * in development and testing any address is accepted, so a local OpenAI-compatible server
   (Ollama on ``http://localhost:11434/v1``, vLLM…) keeps working.
 
-The check runs when the URL is saved. A name that resolves publicly now and privately later
-(DNS rebinding) needs the same check where the client connects; ``check_base_url`` is public
-so the execution path can call it too.
+The check runs when the URL is saved, and again at every connection the workers make to it
+(``provider._http_client``: the SSRF guard's transport): a name that resolves publicly when
+saved and privately later (DNS rebinding) fails the execution with
+``provider_address_blocked`` before anything is sent.
 """
 
 from __future__ import annotations

@@ -143,3 +143,24 @@ def safe_request(method: str, url: str, *, json: object = None, content: bytes |
             finally:
                 response.close()
     raise SsrfBlocked(f"more than {max_redirects} redirects")
+
+
+class GuardedTransport(httpx.BaseTransport):
+    """An httpx transport that checks each request's address after DNS, as ``safe_request``
+    does, for long-lived clients whose host someone else chose (a reseller's provider base
+    URL, given to the openai SDK): a name that resolved publicly when it was saved and
+    privately now (DNS rebinding) is refused at every connection, redirects included. The
+    connection goes to the checked address; Host and TLS still name the host."""
+
+    def __init__(self, inner: httpx.BaseTransport | None = None) -> None:
+        self._inner = inner or httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        host, ip, _port = resolve_checked(str(request.url))
+        if request.url.scheme == "https":
+            request.extensions = {**request.extensions, "sni_hostname": host}
+        request.url = request.url.copy_with(host=ip)
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        self._inner.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -63,6 +64,8 @@ class TenantResolver:
         self._ttl = ttl
         self._redis_getter = redis_getter
         self._cache: OrderedDict[str, tuple[float, int, TenantInfo | None]] = OrderedDict()
+        # By id, for jobs (jobs.runner): the same TTL and invalidation as by host.
+        self._by_id: OrderedDict[uuid.UUID, tuple[float, int, TenantInfo]] = OrderedDict()
         self._lock = threading.Lock()
         self._generation = 0
         self._generation_checked = 0.0
@@ -83,10 +86,38 @@ class TenantResolver:
                 self._cache.popitem(last=False)
         return info
 
+    def by_id(self, tenant_id: uuid.UUID) -> TenantInfo | None:
+        """The tenant with ``tenant_id``, or None when there is none (a miss is not kept: a
+        job names a tenant that existed when it was enqueued).
+
+        A worker restores each job's tenant from its id; loading the row and its domains for
+        every job cost a transaction of its own per job (bench/execution_pipeline.py), for a
+        snapshot that requests already take from this cache.
+        """
+        now = time.monotonic()
+        generation = self._current_generation(now)
+        entry = self._by_id.get(tenant_id)
+        if entry is not None and entry[0] > now and entry[1] == generation:
+            return entry[2]
+        session = self._session_factory()
+        try:
+            tenant = session.get(Tenant, tenant_id)
+            info = snapshot(tenant, self._platform_domain) if tenant is not None else None
+        finally:
+            session.close()
+        if info is not None:
+            with self._lock:
+                self._by_id[tenant_id] = (now + self._ttl, generation, info)
+                self._by_id.move_to_end(tenant_id)
+                while len(self._by_id) > _MAX_ENTRIES:
+                    self._by_id.popitem(last=False)
+        return info
+
     def invalidate(self) -> None:
         """Forget everything here, and tell the other processes through Redis."""
         with self._lock:
             self._cache.clear()
+            self._by_id.clear()
         redis = self._redis()
         if redis is not None:
             try:

@@ -190,6 +190,10 @@ def test_cancel_a_running_execution_stops_it_at_the_next_chunk(make_agents_app, 
     # Generous deadlines: on a loaded 2-core machine a thread can wait seconds for the CPU.
     assert fake.stalled.wait(60)
     with application.app_context(), activate(acme.info):
+        # The server has sent "a": cancel once the run has passed it on (else the cancel
+        # can beat the first token and the output is rightly empty).
+        wait_until(lambda: any(kind == "token" for _, kind, _ in
+                               streaming.read(str(execution_id))), 60, "the first token")
         caller = Caller(ann, "USER")
         running = executions.get_execution(caller, execution_id)
         assert running.status == "running"

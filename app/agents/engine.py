@@ -106,10 +106,13 @@ class Progress:
 
     def check(self, cancel: bool = True) -> None:
         if cancel and streaming.cancel_requested(self.execution_id):
-            raise ExecutionFailure("cancelled", "The execution was cancelled.",
-                                   status="cancelled")
+            raise _cancelled()
         if self.remaining() <= 0:
             raise _timed_out()
+
+
+def _cancelled() -> ExecutionFailure:
+    return ExecutionFailure("cancelled", "The execution was cancelled.", status="cancelled")
 
 
 def _timed_out() -> ExecutionFailure:
@@ -168,15 +171,18 @@ def _stream_once(execution: Execution, version: AgentVersion, provider: Provider
         total: Any = None
         for chunk in llm.stream(messages, timeout=max(progress.remaining(), 0.1)):
             text = chunk.content if isinstance(chunk.content, str) else ""
-            # The deadline at every chunk; a cancel (a Redis round trip) before any text
-            # goes out, not for the empty chunks around it.
-            progress.check(cancel=bool(text))
+            # The deadline at every chunk; a cancel before any text goes out, not for the
+            # empty chunks around it: before the first token is recorded, then with each
+            # token's publication itself (one round trip, not two).
+            progress.check(cancel=bool(text) and not progress.streamed)
             total = chunk if total is None else total + chunk
             if text:
                 if not progress.streamed:
                     _on_first_token(progress, execution)
+                if streaming.publish_unless_cancelled(progress.execution_id, "token",
+                                                      {"text": text}) is None:
+                    raise _cancelled()
                 progress.output += text
-                streaming.publish(progress.execution_id, "token", {"text": text})
         if total is None:
             return
         usage = getattr(total, "usage_metadata", None) or {}

@@ -27,7 +27,6 @@ from jobs.periodic import start_ticker
 from jobs.queues import ALL, get_queue
 from jobs.registry import load_all
 
-
 # A heartbeat within this many seconds of one that promised at least as long adds nothing.
 HEARTBEAT_EVERY = 1.0
 

@@ -311,9 +311,15 @@ def _failure_of(error: Exception, execution_id: str) -> ExecutionFailure:
 
 def run(execution_id: str) -> dict[str, Any]:
     """The job body: run the execution to an outcome written on its row."""
-    execution = db.session.get(Execution, uuid.UUID(execution_id))
-    if execution is None:
+    # The row and its version in one query: the claim's commit keeps both loaded, so the
+    # version costs no statement of its own below.
+    found = db.session.execute(
+        select(Execution, AgentVersion)
+        .outerjoin(AgentVersion, AgentVersion.id == Execution.version_id)
+        .where(Execution.id == uuid.UUID(execution_id))).first()
+    if found is None:
         return {"status": "missing", "claimed": False}
+    execution, version = found
     if not claim(execution):
         db.session.refresh(execution)
         if execution.cancel_requested and not execution.is_terminal:
@@ -324,7 +330,6 @@ def run(execution_id: str) -> dict[str, Any]:
     streaming.publish(execution_id, "status", {"status": "running"})
     progress = Progress(execution_id, time.monotonic() + config.timeout_seconds)
     try:
-        version = db.session.get(AgentVersion, execution.version_id)
         try:
             provider = resolve_provider()
         except ApiError as exc:

@@ -95,16 +95,24 @@ def test_a_tenant_scoped_job_without_a_tenant_is_refused(app, acme):
         with pytest.raises(NoTenantError):
             enqueue("diagnostics.whoami")
         # Smuggled past enqueue(): the worker refuses it, and does not retry it.
-        from rq import Retry
-
-        job = get_queue("default").enqueue("jobs.runner.run",
-                                           args=("diagnostics.whoami", None, [], {}),
-                                           retry=Retry(max=3, interval=[1]))
+        job = _enqueue_with_retries("diagnostics.whoami", None)
     run_jobs(app, "default")
+    _assert_failed_without_retry(app, job, "tenant-scoped")
+
+
+def _enqueue_with_retries(task_name: str, tenant_id: str | None) -> Job:
+    """Smuggled past enqueue(), with retries, so a retry would show."""
+    from rq import Retry
+
+    return get_queue("default").enqueue("jobs.runner.run", args=(task_name, tenant_id, [], {}),
+                                        retry=Retry(max=3, interval=[1]))
+
+
+def _assert_failed_without_retry(app, job: Job, reason: str) -> None:
     with app.app_context():
         job.refresh()
         assert job.is_failed
-        assert "tenant-scoped" in job.latest_result().exc_string
+        assert reason in job.latest_result().exc_string
         assert job.retries_left == 0
 
 
@@ -189,7 +197,6 @@ def test_a_job_runs_in_its_tenant_as_it_stands_when_the_job_runs(app, acme, monk
 
 def test_a_job_whose_tenant_was_deleted_fails_at_once_without_retrying(app, acme, make_tenant,
                                                                        monkeypatch):
-    from rq import Retry
 
     from tenants.models import Tenant
 
@@ -199,15 +206,8 @@ def test_a_job_whose_tenant_was_deleted_fails_at_once_without_retrying(app, acme
         enqueue(probe)
     run_jobs(app, "default")  # the worker's cache now holds initech
     with app.app_context():
-        # Smuggled past enqueue() with retries, so a retry would show.
-        job = get_queue("default").enqueue("jobs.runner.run",
-                                           args=(probe, str(initech.info.id), [], {}),
-                                           retry=Retry(max=3, interval=[1]))
+        job = _enqueue_with_retries(probe, str(initech.info.id))
         db.session.delete(db.session.get(Tenant, initech.info.id))
         db.session.commit()
     run_jobs(app, "default")
-    with app.app_context():
-        job.refresh()
-        assert job.is_failed
-        assert "no longer exists" in job.latest_result().exc_string
-        assert job.retries_left == 0
+    _assert_failed_without_retry(app, job, "no longer exists")

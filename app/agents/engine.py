@@ -289,7 +289,10 @@ def finish(execution: Execution, status: str, *, output: str | None = None,
                     role="user", content=execution.input, created_at=execution.created_at),
             Message(conversation_id=execution.conversation_id, execution_id=execution.id,
                     role="assistant", content=execution.output, created_at=now)])
-    _emit_outcome(execution)
+    # The outcome's row changes wait for the event's own flush: an autoflush before the
+    # event's reads (who is owed it) would take SQLite's write lock for their duration.
+    with db.session.no_autoflush:
+        _emit_outcome(execution)
     execution_id = str(execution.id)  # read before the commit expires the row
     db.session.commit()
     payload: dict[str, Any] = {"status": status}

@@ -96,6 +96,9 @@ class Progress:
     completion_tokens: int = 0
     first_token_at: datetime | None = None
     events: list[str] = field(default_factory=list)
+    # Set when the cancel flag was just checked on the way (the "running" event): the next
+    # check has nothing new to learn and skips the round trip.
+    cancel_fresh: bool = False
 
     @property
     def streamed(self) -> bool:
@@ -105,8 +108,10 @@ class Progress:
         return self.deadline - time.monotonic()
 
     def check(self, cancel: bool = True) -> None:
-        if cancel and streaming.cancel_requested(self.execution_id):
-            raise _cancelled()
+        if cancel:
+            fresh, self.cancel_fresh = self.cancel_fresh, False
+            if not fresh and streaming.cancel_requested(self.execution_id):
+                raise _cancelled()
         if self.remaining() <= 0:
             raise _timed_out()
 
@@ -330,9 +335,14 @@ def run(execution_id: str) -> dict[str, Any]:
                    message="The execution was cancelled before it started.")
         return {"status": execution.status, "claimed": False}
     config = agents_config()
-    streaming.publish(execution_id, "status", {"status": "running"})
     progress = Progress(execution_id, time.monotonic() + config.timeout_seconds)
     try:
+        # "running" goes out unless a cancel came first: one round trip for the event and
+        # the check the first round would make.
+        if streaming.publish_unless_cancelled(execution_id, "status",
+                                              {"status": "running"}) is None:
+            raise _cancelled()
+        progress.cancel_fresh = True
         try:
             provider = resolve_provider()
         except ApiError as exc:

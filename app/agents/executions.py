@@ -90,6 +90,7 @@ def start_execution(caller: Caller, agent: Agent, *, input: str,
     # a burst of starts stall the runs in progress (bench/execution_pipeline.py).
     scopes = quotas.scopes_for(caller.user_id, caller.api_key_id, caller.license_id)
     conversation = _conversation(caller, agent, conversation_id, input, history or [])
+    quotas.reserve(caller.user_id, scopes=scopes)
     execution = Execution(
         agent_id=agent.id, version_id=version.id, version_number=version.number,
         model=version.model, conversation_id=conversation.id, caller_user_id=caller.user_id,
@@ -100,15 +101,13 @@ def start_execution(caller: Caller, agent: Agent, *, input: str,
     try:
         db.session.flush()
     except IntegrityError:
-        # The same Idempotency-Key raced us; its execution is the answer (nothing was
-        # counted against the quotas yet).
+        # The same Idempotency-Key raced us; its execution is the answer (and our quota
+        # reservation rolls back with this transaction).
         db.session.rollback()
         existing = _by_idempotency_key(caller, idempotency_key) if idempotency_key else None
         if existing is None:
             raise
         return existing, False
-    # Counted in the transaction that stores the execution: a refusal rolls it back.
-    quotas.reserve(caller.user_id, scopes=scopes)
     enqueue_after_commit(db.session, TASK, str(execution.id),
                          job_id=job_id_for(execution.id))
     db.session.commit()

@@ -75,17 +75,17 @@ def _run(app, task_name: str, tenant_id: str | None, args: list[Any],
     with app.app_context():
         _fresh_connections_after_fork()
         from app.extensions import db
-        from tenants.service import get_tenant, info_for
+        from tenants.web import resolver
 
         try:
             task = get_task(task_name)
             tenant = None
             if tenant_id:
-                row = get_tenant(uuid.UUID(tenant_id))
-                if row is None:
+                # The snapshot requests use, from the same cache (its TTL, and invalidated
+                # through Redis when a tenant changes): a query per job cost a transaction.
+                tenant = resolver().by_id(uuid.UUID(tenant_id))
+                if tenant is None:
                     raise PermanentError(f"tenant {tenant_id} no longer exists")
-                tenant = info_for(row)
-                db.session.rollback()
             elif task.tenant_scoped:
                 raise NoTenantError(f"task {task_name!r} is tenant-scoped and the job has "
                                     "no tenant; refusing to run it")

@@ -16,8 +16,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -63,6 +65,8 @@ class TenantResolver:
         self._ttl = ttl
         self._redis_getter = redis_getter
         self._cache: OrderedDict[str, tuple[float, int, TenantInfo | None]] = OrderedDict()
+        # By id, for jobs (jobs.runner): the same TTL and invalidation as by host.
+        self._by_id: OrderedDict[uuid.UUID, tuple[float, int, TenantInfo | None]] = OrderedDict()
         self._lock = threading.Lock()
         self._generation = 0
         self._generation_checked = 0.0
@@ -70,23 +74,39 @@ class TenantResolver:
 
     def resolve(self, host: str) -> TenantInfo | None:
         """The tenant serving ``host`` (already normalised), or None."""
+        return self._cached(self._cache, host, self._load, keep_miss=True)
+
+    def by_id(self, tenant_id: uuid.UUID) -> TenantInfo | None:
+        """The tenant with ``tenant_id``, or None when there is none (a miss is not kept: a
+        job names a tenant that existed when it was enqueued).
+
+        A worker restores each job's tenant from its id; loading the row and its domains for
+        every job cost a transaction of its own per job (bench/execution_pipeline.py), for a
+        snapshot that requests already take from this cache.
+        """
+        return self._cached(self._by_id, tenant_id, self._load_by_id, keep_miss=False)
+
+    def _cached(self, cache: OrderedDict, key: Hashable,
+                load: Callable[[Any], TenantInfo | None], keep_miss: bool) -> TenantInfo | None:
         now = time.monotonic()
         generation = self._current_generation(now)
-        entry = self._cache.get(host)
+        entry = cache.get(key)
         if entry is not None and entry[0] > now and entry[1] == generation:
             return entry[2]
-        info = self._load(host)
-        with self._lock:
-            self._cache[host] = (now + self._ttl, generation, info)
-            self._cache.move_to_end(host)
-            while len(self._cache) > _MAX_ENTRIES:
-                self._cache.popitem(last=False)
+        info = load(key)
+        if info is not None or keep_miss:
+            with self._lock:
+                cache[key] = (now + self._ttl, generation, info)
+                cache.move_to_end(key)
+                while len(cache) > _MAX_ENTRIES:
+                    cache.popitem(last=False)
         return info
 
     def invalidate(self) -> None:
         """Forget everything here, and tell the other processes through Redis."""
         with self._lock:
             self._cache.clear()
+            self._by_id.clear()
         redis = self._redis()
         if redis is not None:
             try:
@@ -113,6 +133,14 @@ class TenantResolver:
                 log.warning("Redis unreachable: tenant cache falls back to its TTL")
                 self._redis_warned = True
         return self._generation
+
+    def _load_by_id(self, tenant_id: uuid.UUID) -> TenantInfo | None:
+        session = self._session_factory()
+        try:
+            tenant = session.get(Tenant, tenant_id)
+            return snapshot(tenant, self._platform_domain) if tenant is not None else None
+        finally:
+            session.close()
 
     def _load(self, host: str) -> TenantInfo | None:
         session = self._session_factory()

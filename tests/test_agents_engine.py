@@ -171,6 +171,32 @@ def test_cancel_a_queued_execution_never_calls_the_provider(make_agents_app, fak
     assert fake.requests == []
 
 
+def test_a_cancel_just_after_the_claim_never_calls_the_provider(make_agents_app, fake, acme,
+                                                                two_customers, monkeypatch):
+    """The cancel lands between the claim and the provider call: the "running" event (which
+    checks the flag in the same step) is not sent and the provider is never called."""
+    from app.agents import engine
+
+    application = make_agents_app()
+    ann, _ = two_customers
+    agent = make_agent(application, acme, ann)
+    execution_id, _ = _start(application, acme, ann, agent)
+    claim = engine.claim
+
+    def claim_then_cancel(execution):
+        claimed = claim(execution)
+        executions.cancel(Caller(ann, "USER"), execution)  # now running: the flag is set
+        return claimed
+
+    monkeypatch.setattr(engine, "claim", claim_then_cancel)
+    with application.app_context(), activate(acme.info):
+        assert engine.run(str(execution_id))["status"] == "cancelled"
+        events = [kind for _, kind, _ in streaming.read(str(execution_id))]
+    assert _load(application, acme, execution_id).status == "cancelled"
+    assert fake.requests == []
+    assert events == ["status", "end"]  # queued, then the end: never "running"
+
+
 def test_cancel_a_running_execution_stops_it_at_the_next_chunk(make_agents_app, fake, acme,
                                                                two_customers):
     from app.agents import engine
@@ -190,6 +216,10 @@ def test_cancel_a_running_execution_stops_it_at_the_next_chunk(make_agents_app, 
     # Generous deadlines: on a loaded 2-core machine a thread can wait seconds for the CPU.
     assert fake.stalled.wait(60)
     with application.app_context(), activate(acme.info):
+        # The server has sent "a": cancel once the run has passed it on (else the cancel
+        # can beat the first token and the output is rightly empty).
+        wait_until(lambda: any(kind == "token" for _, kind, _ in
+                               streaming.read(str(execution_id))), 60, "the first token")
         caller = Caller(ann, "USER")
         running = executions.get_execution(caller, execution_id)
         assert running.status == "running"

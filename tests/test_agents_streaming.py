@@ -107,3 +107,18 @@ def test_an_execution_over_without_its_end_event_ends_the_stream_with_its_outcom
         get_redis().delete(key)  # expired altogether
     expired = client.get(url, headers=ann.headers).get_data(as_text=True)
     assert '"code": "provider_auth_failed"' in expired.rsplit("event: end", 1)[1]
+
+
+def test_a_token_is_published_only_while_no_cancel_is_requested(app):
+    """The run's per-token publication checks the cancel flag in the same step."""
+    with app.app_context():
+        first = streaming.publish_unless_cancelled("exec-1", "token", {"text": "a"})
+        assert first is not None
+        other = streaming.publish_unless_cancelled("exec-2", "token", {"text": "x"})
+        streaming.request_cancel("exec-1")
+        assert streaming.publish_unless_cancelled("exec-1", "token", {"text": "b"}) is None
+        assert streaming.read("exec-1") == [(first, "token", {"text": "a"})]
+        # Another execution's flag is its own.
+        assert streaming.publish_unless_cancelled("exec-2", "token", {"text": "y"}) is not None
+        assert [data["text"] for _, _, data in streaming.read("exec-2")] == ["x", "y"]
+        assert other is not None and get_redis().ttl("agents:stream:exec-1") > 0

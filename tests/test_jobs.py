@@ -95,16 +95,24 @@ def test_a_tenant_scoped_job_without_a_tenant_is_refused(app, acme):
         with pytest.raises(NoTenantError):
             enqueue("diagnostics.whoami")
         # Smuggled past enqueue(): the worker refuses it, and does not retry it.
-        from rq import Retry
-
-        job = get_queue("default").enqueue("jobs.runner.run",
-                                           args=("diagnostics.whoami", None, [], {}),
-                                           retry=Retry(max=3, interval=[1]))
+        job = _enqueue_with_retries("diagnostics.whoami", None)
     run_jobs(app, "default")
+    _assert_failed_without_retry(app, job, "tenant-scoped")
+
+
+def _enqueue_with_retries(task_name: str, tenant_id: str | None) -> Job:
+    """Smuggled past enqueue(), with retries, so a retry would show."""
+    from rq import Retry
+
+    return get_queue("default").enqueue("jobs.runner.run", args=(task_name, tenant_id, [], {}),
+                                        retry=Retry(max=3, interval=[1]))
+
+
+def _assert_failed_without_retry(app, job: Job, reason: str) -> None:
     with app.app_context():
         job.refresh()
         assert job.is_failed
-        assert "tenant-scoped" in job.latest_result().exc_string
+        assert reason in job.latest_result().exc_string
         assert job.retries_left == 0
 
 
@@ -150,3 +158,56 @@ def test_an_email_enqueued_in_a_rolled_back_transaction_is_never_sent(app, acme)
         send_email("alice@example.com", "welcome", {})
         db.session.rollback()
         assert get_queue("emails").count == 0
+
+
+def _register_probe(monkeypatch, name: str = "tests.tenant_name") -> str:
+    from jobs import registry
+    from tenants.context import current
+
+    def probe() -> dict:
+        tenant = current()
+        return {"name": tenant.name, "status": tenant.status}
+
+    monkeypatch.setitem(registry._TASKS, name, registry.Task(name, probe, "default", True, ()))
+    return name
+
+
+def test_a_job_runs_in_its_tenant_as_it_stands_when_the_job_runs(app, acme, monkeypatch):
+    """Workers keep tenant snapshots between jobs (jobs.runner): a change committed after one
+    job must reach the next job in the same worker process, not wait for a cache to age."""
+    from tenants.models import Tenant
+    from tenants.service import set_status
+
+    probe = _register_probe(monkeypatch)
+    with app.app_context(), activate(acme.info):
+        first = enqueue(probe)
+    run_jobs(app, "default")  # the worker's cache now holds acme
+    with app.app_context():
+        tenant = db.session.get(Tenant, acme.info.id)
+        tenant.name = "Acme Renamed"
+        set_status(tenant, "suspended")
+        db.session.commit()
+        with activate(acme.info):
+            second = enqueue(probe)
+    run_jobs(app, "default")  # the same process, the same app: the same cache
+    with app.app_context():
+        assert _answers([first, second]) == [{"name": "Acme Agents", "status": "active"},
+                                              {"name": "Acme Renamed", "status": "suspended"}]
+
+
+def test_a_job_whose_tenant_was_deleted_fails_at_once_without_retrying(app, acme, make_tenant,
+                                                                       monkeypatch):
+
+    from tenants.models import Tenant
+
+    probe = _register_probe(monkeypatch)
+    initech = make_tenant("initech")
+    with app.app_context(), activate(initech.info):
+        enqueue(probe)
+    run_jobs(app, "default")  # the worker's cache now holds initech
+    with app.app_context():
+        job = _enqueue_with_retries(probe, str(initech.info.id))
+        db.session.delete(db.session.get(Tenant, initech.info.id))
+        db.session.commit()
+    run_jobs(app, "default")
+    _assert_failed_without_retry(app, job, "no longer exists")

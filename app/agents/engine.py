@@ -96,6 +96,9 @@ class Progress:
     completion_tokens: int = 0
     first_token_at: datetime | None = None
     events: list[str] = field(default_factory=list)
+    # Set when the cancel flag was just checked on the way (the "running" event): the next
+    # check has nothing new to learn and skips the round trip.
+    cancel_fresh: bool = False
 
     @property
     def streamed(self) -> bool:
@@ -105,11 +108,16 @@ class Progress:
         return self.deadline - time.monotonic()
 
     def check(self, cancel: bool = True) -> None:
-        if cancel and streaming.cancel_requested(self.execution_id):
-            raise ExecutionFailure("cancelled", "The execution was cancelled.",
-                                   status="cancelled")
+        if cancel:
+            fresh, self.cancel_fresh = self.cancel_fresh, False
+            if not fresh and streaming.cancel_requested(self.execution_id):
+                raise _cancelled()
         if self.remaining() <= 0:
             raise _timed_out()
+
+
+def _cancelled() -> ExecutionFailure:
+    return ExecutionFailure("cancelled", "The execution was cancelled.", status="cancelled")
 
 
 def _timed_out() -> ExecutionFailure:
@@ -168,15 +176,18 @@ def _stream_once(execution: Execution, version: AgentVersion, provider: Provider
         total: Any = None
         for chunk in llm.stream(messages, timeout=max(progress.remaining(), 0.1)):
             text = chunk.content if isinstance(chunk.content, str) else ""
-            # The deadline at every chunk; a cancel (a Redis round trip) before any text
-            # goes out, not for the empty chunks around it.
-            progress.check(cancel=bool(text))
+            # The deadline at every chunk; a cancel before any text goes out, not for the
+            # empty chunks around it: before the first token is recorded, then with each
+            # token's publication itself (one round trip, not two).
+            progress.check(cancel=bool(text) and not progress.streamed)
             total = chunk if total is None else total + chunk
             if text:
                 if not progress.streamed:
                     _on_first_token(progress, execution)
+                if streaming.publish_unless_cancelled(progress.execution_id, "token",
+                                                      {"text": text}) is None:
+                    raise _cancelled()
                 progress.output += text
-                streaming.publish(progress.execution_id, "token", {"text": text})
         if total is None:
             return
         usage = getattr(total, "usage_metadata", None) or {}
@@ -283,7 +294,10 @@ def finish(execution: Execution, status: str, *, output: str | None = None,
                     role="user", content=execution.input, created_at=execution.created_at),
             Message(conversation_id=execution.conversation_id, execution_id=execution.id,
                     role="assistant", content=execution.output, created_at=now)])
-    _emit_outcome(execution)
+    # The outcome's row changes wait for the event's own flush: an autoflush before the
+    # event's reads (who is owed it) would take SQLite's write lock for their duration.
+    with db.session.no_autoflush:
+        _emit_outcome(execution)
     execution_id = str(execution.id)  # read before the commit expires the row
     db.session.commit()
     payload: dict[str, Any] = {"status": status}
@@ -305,9 +319,15 @@ def _failure_of(error: Exception, execution_id: str) -> ExecutionFailure:
 
 def run(execution_id: str) -> dict[str, Any]:
     """The job body: run the execution to an outcome written on its row."""
-    execution = db.session.get(Execution, uuid.UUID(execution_id))
-    if execution is None:
+    # The row and its version in one query: the claim's commit keeps both loaded, so the
+    # version costs no statement of its own below.
+    found = db.session.execute(
+        select(Execution, AgentVersion)
+        .outerjoin(AgentVersion, AgentVersion.id == Execution.version_id)
+        .where(Execution.id == uuid.UUID(execution_id))).first()
+    if found is None:
         return {"status": "missing", "claimed": False}
+    execution, version = found
     if not claim(execution):
         db.session.refresh(execution)
         if execution.cancel_requested and not execution.is_terminal:
@@ -315,10 +335,14 @@ def run(execution_id: str) -> dict[str, Any]:
                    message="The execution was cancelled before it started.")
         return {"status": execution.status, "claimed": False}
     config = agents_config()
-    streaming.publish(execution_id, "status", {"status": "running"})
     progress = Progress(execution_id, time.monotonic() + config.timeout_seconds)
     try:
-        version = db.session.get(AgentVersion, execution.version_id)
+        # "running" goes out unless a cancel came first: one round trip for the event and
+        # the check the first round would make.
+        if streaming.publish_unless_cancelled(execution_id, "status",
+                                              {"status": "running"}) is None:
+            raise _cancelled()
+        progress.cancel_fresh = True
         try:
             provider = resolve_provider()
         except ApiError as exc:

@@ -17,6 +17,7 @@ from app.agents.provider import resolve_provider
 from app.agents.service import Caller, published_version
 from app.errors import ApiError
 from app.extensions import db
+from app.models import new_id
 from jobs.enqueue import enqueue_after_commit
 
 TASK = "agents.execute"
@@ -35,10 +36,10 @@ def _by_idempotency_key(caller: Caller, key: str) -> Execution | None:
 def _conversation(caller: Caller, agent: Agent, conversation_id: str | None,
                   first_input: str, history: list[tuple[str, str]]) -> Conversation:
     if conversation_id is None:
-        conversation = Conversation(agent_id=agent.id, user_id=caller.user_id,
+        # Its id now, not from a flush: the caller's writes then go out together.
+        conversation = Conversation(id=new_id(), agent_id=agent.id, user_id=caller.user_id,
                                     title=first_input[:200])
         db.session.add(conversation)
-        db.session.flush()
         # Prior turns sent by the client (the OpenAI-compatible endpoint): stored like
         # our own, so the engine trims them to the context window the same way.
         start = clock.now() - timedelta(milliseconds=len(history) + 1)
@@ -83,8 +84,13 @@ def start_execution(caller: Caller, agent: Agent, *, input: str,
     version = published_version(agent)
     values = templating.resolve(version.variables, variables)
     resolve_provider()  # refuse now, with the how-to-configure message, rather than in a job
+    # Every read before the first write. On SQLite the first write takes the database's one
+    # write lock until the commit, and every worker's claim, first token and outcome wait for
+    # it (sleeping in SQLite's busy handler): reading the plan's limits while holding it made
+    # a burst of starts stall the runs in progress (bench/execution_pipeline.py).
+    scopes = quotas.scopes_for(caller.user_id, caller.api_key_id, caller.license_id)
     conversation = _conversation(caller, agent, conversation_id, input, history or [])
-    quotas.reserve(caller.user_id, caller.api_key_id, caller.license_id)
+    quotas.reserve(caller.user_id, scopes=scopes)
     execution = Execution(
         agent_id=agent.id, version_id=version.id, version_number=version.number,
         model=version.model, conversation_id=conversation.id, caller_user_id=caller.user_id,

@@ -86,15 +86,18 @@ def _ensure_counter(scope: str, period: str) -> None:
 
 
 def reserve(user_id: uuid.UUID, api_key_id: uuid.UUID | None = None,
-            license_id: uuid.UUID | None = None) -> None:
+            license_id: uuid.UUID | None = None, *, scopes: list[Scope] | None = None) -> None:
     """Count one execution against every scope, or raise 429 ``quota_exceeded``.
 
     Must run inside the transaction that creates the execution; the caller rolls back on
-    the error (the API's error handling does).
+    the error (the API's error handling does). ``scopes``: from :func:`scopes_for`, when
+    the caller read them before its first write (they are reads: the plan's limits).
     """
     now = clock.now()
     period = period_of(now)
-    for scope in scopes_for(user_id, api_key_id, license_id):
+    if scopes is None:
+        scopes = scopes_for(user_id, api_key_id, license_id)
+    for scope in scopes:
         _ensure_counter(scope.key, period)
         stmt = (update(QuotaCounter)
                 .where(QuotaCounter.scope == scope.key, QuotaCounter.period == period)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from flask import Response, stream_with_context
+from redis.commands.core import Script
 
 from app.redis import get_redis
 
@@ -42,6 +43,28 @@ def publish(execution_id: str, kind: str, data: dict[str, Any]) -> str:
               approximate=True)
     pipe.expire(key, STREAM_TTL_SECONDS)
     event_id = pipe.execute()[0]
+    return event_id.decode() if isinstance(event_id, bytes) else event_id
+
+
+# Appends the event unless the execution's cancel flag is set, in one round trip: a run
+# checked the flag, then published, for every piece of text (two round trips a token).
+_PUBLISH_UNLESS_CANCELLED = Script(None, b"""
+if redis.call('EXISTS', KEYS[2]) == 1 then return false end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'type', ARGV[1],
+                      'data', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return id
+""")  # bytes, so no client is needed to name it: each call passes its client
+
+
+def publish_unless_cancelled(execution_id: str, kind: str, data: dict[str, Any]) -> str | None:
+    """Like :func:`publish`, unless a cancel was requested: then nothing is appended and the
+    answer is None (the check and the append are one atomic step)."""
+    event_id = _PUBLISH_UNLESS_CANCELLED(
+        keys=[_stream_key(execution_id), _cancel_key(execution_id)],
+        args=[kind, json.dumps(data), MAX_EVENTS, STREAM_TTL_SECONDS], client=get_redis())
+    if event_id is None:
+        return None
     return event_id.decode() if isinstance(event_id, bytes) else event_id
 
 

@@ -68,11 +68,15 @@ def emit(event_type_name: str, data: dict[str, Any], *,
     owner = uuid.UUID(str(owner_user_id)) if owner_user_id else None
     event = WebhookEvent(type=kind.name, version=kind.version, data=normalise(data),
                          owner_user_id=owner, created_at=clock.now())
+    # Who is owed it is read before the event is written: on SQLite the first write of a
+    # transaction holds the database's one write lock until the commit, and every other
+    # writer (a worker claiming or finishing a run) waits for it meanwhile.
+    endpoints, hooks = _matching_endpoints(event), _matching_hooks(event)
     db.session.add(event)
     db.session.flush()
-    for endpoint in _matching_endpoints(event):
+    for endpoint in endpoints:
         _owe(event, url=endpoint.url, endpoint_id=endpoint.id)
-    for hook in _matching_hooks(event):
+    for hook in hooks:
         _owe(event, url=hook.target_url, hook_id=hook.id)
     return event
 

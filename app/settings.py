@@ -146,25 +146,21 @@ class Settings:
         def text(name: str, default: str) -> str:
             return env.get(name, "").strip() or default
 
-        def integer(name: str, default: int | None) -> int | None:
+        def converted(name: str, default, convert, what: str):
             raw = env.get(name, "").strip()
             if not raw:
                 return default
             try:
-                return int(raw)
+                return convert(raw)
             except ValueError:
-                problems.append(f"{name} must be a whole number, got {raw!r}")
+                problems.append(f"{name} must be {what}, got {raw!r}")
                 return default
 
+        def integer(name: str, default: int | None) -> int | None:
+            return converted(name, default, int, "a whole number")
+
         def number(name: str, default: float) -> float:
-            raw = env.get(name, "").strip()
-            if not raw:
-                return default
-            try:
-                return float(raw)
-            except ValueError:
-                problems.append(f"{name} must be a number, got {raw!r}")
-                return default
+            return converted(name, default, float, "a number")
 
         def boolean(name: str, default: bool) -> bool:
             raw = env.get(name, "").strip().lower()

@@ -146,6 +146,8 @@ class Ledger:
 
     def confirmed(self, ids: tuple[uuid.UUID, ...], since: float) -> None:
         """Redis confirmed these generations (a tenant's, a license's) at ``since``."""
+        if self.window <= 0:
+            return  # nothing is ever decided locally: keep nothing
         with self._lock:
             for i in ids:
                 self._checked[i] = since
@@ -153,6 +155,8 @@ class Ledger:
 
     def learned(self, rate: tuple[str, str], limit: int, used: int, retry_after: int,
                 since: float) -> None:
+        if self.window <= 0:
+            return
         with self._lock:
             self._budgets[rate[1]] = BudgetView(limit, used, retry_after, since)
             self._trim(self._budgets)

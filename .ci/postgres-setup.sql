@@ -13,4 +13,10 @@ BEGIN
 END
 $$;
 ALTER SCHEMA public OWNER TO albedo_owner;
-GRANT CONNECT ON DATABASE test TO albedo_app;
+-- Whatever database this runs in (CI's `test`, a developer's own): GRANT takes no
+-- expression, so the name comes from current_database() through a DO block.
+DO $$
+BEGIN
+  EXECUTE format('GRANT CONNECT ON DATABASE %I TO albedo_app', current_database());
+END
+$$;

@@ -11,6 +11,8 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, render_template, request
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -138,6 +140,15 @@ def handle_http_exception(error: HTTPException) -> Response:
 def handle_unexpected(error: Exception) -> Response:
     if isinstance(error, HTTPException):
         return handle_http_exception(error)
+    if isinstance(error, (RedisConnectionError, RedisTimeoutError)):
+        # Redis was needed before anything was committed (the request's transaction is
+        # dropped with it): a clean, retryable 503 rather than a 500. Work stored *before*
+        # Redis failed is not lost: the recovery sweep dispatches it (jobs/durable.py).
+        log.warning("Redis unreachable during a request", exc_info=True)
+        response = respond(503, "service_unavailable", "A service this request needs is "
+                           "briefly unavailable; nothing was done. Try again shortly.")
+        response.headers["Retry-After"] = "5"
+        return response
     log.exception("unhandled error")
     return respond(500, "internal_error", _HTTP_CODES[500][1])
 

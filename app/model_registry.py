@@ -6,4 +6,5 @@ import app.billing.models
 import app.email.models
 import app.integrations.models
 import app.licensing.models  # noqa: F401
+import jobs.models  # noqa: F401
 import tenants.models  # noqa: F401

@@ -69,6 +69,10 @@ class Settings:
     log_level: str = "INFO"
     max_content_length: int = 1_048_576
     job_timeout: int = 600
+    # Durable work (jobs/durable.py): how often the recovery sweep runs, and how long a unit
+    # may sit queued with no live job (or past its lease) before the sweep dispatches it again.
+    recovery_seconds: int = 15
+    recovery_grace_seconds: int = 30
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -132,6 +136,10 @@ class Settings:
             problems.append("ALBEDO_PROXY_COUNT cannot be negative")
         if not 0 <= self.license_sync_seconds <= 10:
             problems.append("ALBEDO_LICENSE_SYNC_SECONDS must be between 0 and 10 seconds")
+        if not 1 <= self.recovery_seconds <= 3600:
+            problems.append("ALBEDO_RECOVERY_SECONDS must be between 1 and 3600 seconds")
+        if not 1 <= self.recovery_grace_seconds <= 86400:
+            problems.append("ALBEDO_RECOVERY_GRACE_SECONDS must be between 1 and 86400 seconds")
         if problems:
             raise SettingsError(problems)
         return self
@@ -224,6 +232,8 @@ class Settings:
             log_level=text("ALBEDO_LOG_LEVEL", "INFO").upper(),
             max_content_length=integer("ALBEDO_MAX_CONTENT_LENGTH", 1_048_576) or 1_048_576,
             job_timeout=integer("ALBEDO_JOB_TIMEOUT", 600) or 600,
+            recovery_seconds=integer("ALBEDO_RECOVERY_SECONDS", 15) or 15,
+            recovery_grace_seconds=integer("ALBEDO_RECOVERY_GRACE_SECONDS", 30) or 30,
             # Feature packages read their own variables from here (ALBEDO_* and providers).
             extra={k: v for k, v in env.items() if k not in known and (
                 k.startswith(("ALBEDO_", "OPENAI_", "STRIPE_", "OAUTH_")))},

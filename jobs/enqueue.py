@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from typing import Any
 
+from redis.exceptions import RedisError
 from rq import Retry
 from rq.job import Job
 from sqlalchemy import event
@@ -15,6 +17,7 @@ from jobs.queues import get_queue
 from jobs.registry import get_task
 from tenants.context import NoTenantError, current_id, current_or_none
 
+log = logging.getLogger(__name__)
 RUNNER = "jobs.runner.run"
 _PENDING = "albedo_jobs_after_commit"
 _NO_TENANT = object()
@@ -61,7 +64,10 @@ def enqueue_after_commit(session: Session, task_name: str, *args: Any,
                          job_id: str | None = None, **kwargs: Any) -> None:
     """Enqueue once ``session`` commits, so the worker finds the rows the job names.
 
-    Nothing is enqueued if the transaction rolls back.
+    Nothing is enqueued if the transaction rolls back. Only for durable work (a row the
+    recovery sweep of jobs/durable.py looks after): if Redis is down at the commit, the row is
+    stored all the same and the enqueue is only logged, since the sweep dispatches the row
+    once Redis is back. The request that stored it still succeeds (202, not a 500).
     """
     get_task(task_name)  # fail now, not after the commit, on a typo
     tenant = current_id()
@@ -72,7 +78,12 @@ def enqueue_after_commit(session: Session, task_name: str, *args: Any,
 def _flush_pending(session: Session) -> None:
     pending = session.info.pop(_PENDING, [])
     for task_name, args, kwargs, job_id, tenant in pending:
-        enqueue(task_name, *args, tenant_id=tenant, job_id=job_id, **kwargs)
+        try:
+            enqueue(task_name, *args, tenant_id=tenant, job_id=job_id, **kwargs)
+        except (RedisError, OSError):
+            log.warning("could not enqueue %s (%s): Redis is unreachable; the row is stored "
+                        "and the recovery sweep dispatches it", task_name, job_id,
+                        exc_info=True)
 
 
 @event.listens_for(Session, "after_soft_rollback")

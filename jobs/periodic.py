@@ -1,9 +1,19 @@
-"""Periodic work: sweeps and reconciliation that must run every so often.
+"""Periodic work: the recovery sweep and the scans that must run every so often.
 
-Every worker process runs a small ticker thread; each tick enqueues the tasks whose time
-slot has come. A Redis SET NX per (task, slot) means that however many workers tick, each
-slot is enqueued once. The jobs themselves are ordinary registered tasks (cross-tenant,
-idempotent), so a late or doubled run does no harm.
+Every worker process runs a small ticker thread. Each tick:
+
+* enqueues the periodic tasks whose time slot has come. The slot is claimed in the database
+  (``periodic_runs.next_due_at`` moved forward by a conditional UPDATE), so however many
+  workers tick, each slot is enqueued once, and a Redis that lost everything forgets nothing
+  about the schedule. A slot whose enqueue fails (Redis down) is not claimed: the next tick
+  tries again. The jobs are ordinary registered tasks (cross-tenant, idempotent), so a late
+  or doubled run does no harm; how each run ended is written on its row.
+* keeps RQ's scheduler (delayed jobs, retries with intervals) running in *some* worker: RQ
+  takes the scheduler lock only when a worker starts and at its maintenance pass (every 10
+  minutes), so after the lock's holder was killed its lock lapsed (61 s) and nobody took it
+  for up to ten minutes. The ticker takes a lapsed lock at once and moves due jobs itself.
+  The work that matters never waits for that anyway: email and webhook retries are
+  scheduled on their rows and dispatched by the recovery sweep (jobs/durable.py).
 """
 
 from __future__ import annotations
@@ -12,8 +22,12 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
-from flask import Flask
+from flask import Flask, current_app
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 
 from jobs.enqueue import enqueue
 
@@ -24,38 +38,122 @@ TICK_SECONDS = 5.0
 @dataclass(frozen=True)
 class Periodic:
     task: str
-    every: int  # seconds
+    every: int  # seconds; 0: the recovery interval (ALBEDO_RECOVERY_SECONDS)
 
 
 PERIODIC = (
-    # Executions whose worker died mid-run are retried or failed.
-    Periodic("agents.sweep", 60),
-    # Webhook deliveries whose retry time has come (and ones lost with a dead worker).
-    Periodic("integrations.dispatch_due", 30),
+    # The one recovery sweep: executions, emails, webhook deliveries and bulk issues that are
+    # due and not running (jobs/durable.py).
+    Periodic("jobs.recover", 0),
     # license.expired for licenses whose expiry passed (cross-tenant, idempotent).
     Periodic("licensing.announce_expiries", 300),
     # Missed Stripe events and drifted subscriptions (a no-op without Stripe configured).
     Periodic("billing.reconcile", 900),
 )
+NAMES = frozenset(p.task for p in PERIODIC)
+
+
+def interval(item: Periodic) -> int:
+    return item.every or current_app.extensions["albedo.settings"].recovery_seconds
+
+
+def _at(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _claim(task_name: str, now: float, next_due: float) -> bool:
+    """Move the task's next slot forward if it is due; True if this caller owns the slot."""
+    from app.extensions import db
+    from jobs.models import PeriodicRun
+
+    moved = db.session.execute(
+        update(PeriodicRun).where(PeriodicRun.task == task_name,
+                                  PeriodicRun.next_due_at <= _at(now))
+        .values(next_due_at=_at(next_due), last_enqueued_at=_at(now))
+        .execution_options(synchronize_session=False)).rowcount
+    if moved:
+        return True
+    if db.session.get(PeriodicRun, task_name) is not None:
+        return False
+    db.session.add(PeriodicRun(task=task_name, next_due_at=_at(next_due),
+                               last_enqueued_at=_at(now), runs=0, failures=0))
+    try:
+        db.session.flush()
+    except IntegrityError:  # another worker's first tick
+        db.session.rollback()
+        return False
+    return True
 
 
 def enqueue_due(now: float | None = None) -> list[str]:
     """Enqueue each periodic task whose slot has not been enqueued yet; returns their names."""
-    from app.redis import get_redis
+    from app.extensions import db
 
     now = time.time() if now is None else now
-    redis = get_redis()
     started = []
     for item in PERIODIC:
-        slot = int(now // item.every)
-        if redis.set(f"albedo:periodic:{item.task}:{slot}", "1", nx=True, ex=item.every * 2):
+        every = interval(item)
+        slot = int(now // every)
+        try:
+            if not _claim(item.task, now, (slot + 1) * every):
+                db.session.rollback()
+                continue
             job_id = f"periodic-{item.task.replace('.', '_')}-{slot}"
             enqueue(item.task, tenant_id=None, job_id=job_id)
-            started.append(item.task)
+            db.session.commit()  # the slot is taken only once its job is on the queue
+        except Exception:
+            db.session.rollback()
+            raise
+        started.append(item.task)
     return started
 
 
-def start_ticker(app: Flask, stop: threading.Event) -> threading.Thread:
+def note_run(task_name: str, state: str, error: str | None = None) -> None:
+    """Write how a periodic task's run went on its row (called by jobs.runner)."""
+    from app import clock
+    from app.extensions import db
+    from jobs.models import PeriodicRun
+
+    if task_name not in NAMES:
+        return
+    now = clock.now()
+    values: dict[str, Any] = {"last_outcome": state}
+    if state == "running":
+        values.update(last_started_at=now, runs=PeriodicRun.runs + 1)
+    else:
+        values.update(last_finished_at=now, last_error=error)
+        if state == "failed":
+            values["failures"] = PeriodicRun.failures + 1
+    try:
+        db.session.rollback()
+        db.session.execute(update(PeriodicRun).where(PeriodicRun.task == task_name)
+                           .values(**values).execution_options(synchronize_session=False))
+        db.session.commit()
+    except Exception:  # bookkeeping must never fail the run it describes
+        db.session.rollback()
+        log.warning("could not record the run of %s", task_name, exc_info=True)
+
+
+def keep_scheduler(worker) -> bool:
+    """Run RQ's scheduler duty in this worker if nobody holds it (its lock lapsed).
+
+    RQ's own scheduler process, when this worker started with the lock, does the work; else
+    take the lock if it is free (acquire_or_refresh: ours stays ours) and move the due
+    delayed jobs onto their queues from this thread. True while this worker holds it.
+    """
+    scheduler = getattr(worker, "scheduler", None)
+    if scheduler is None:
+        return False
+    process = getattr(scheduler, "_process", None)
+    if process is not None and process.is_alive():
+        return True
+    if not scheduler.acquire_locks():
+        return False
+    scheduler.enqueue_scheduled_jobs()
+    return True
+
+
+def start_ticker(app: Flask, stop: threading.Event, worker: Any = None) -> threading.Thread:
     """The background thread of a worker process that enqueues periodic work."""
 
     def tick() -> None:
@@ -63,8 +161,13 @@ def start_ticker(app: Flask, stop: threading.Event) -> threading.Thread:
             try:
                 with app.app_context():
                     enqueue_due()
-            except Exception:  # Redis blip: try again next tick, never kill the worker
+            except Exception:  # Redis or database blip: try again next tick
                 log.warning("periodic tick failed", exc_info=True)
+            if worker is not None:
+                try:
+                    keep_scheduler(worker)
+                except Exception:
+                    log.warning("scheduler duty failed", exc_info=True)
             stop.wait(TICK_SECONDS)
 
     thread = threading.Thread(target=tick, name="albedo-periodic", daemon=True)

@@ -21,6 +21,7 @@ from flask import current_app
 from rq import get_current_job
 from sqlalchemy.exc import OperationalError
 
+from jobs import periodic
 from jobs.registry import PermanentError, TransientError, get_task
 from tenants.context import NoTenantError, activate, set_current
 
@@ -89,6 +90,8 @@ def _run(app, task_name: str, tenant_id: str | None, args: list[Any],
             elif task.tenant_scoped:
                 raise NoTenantError(f"task {task_name!r} is tenant-scoped and the job has "
                                     "no tenant; refusing to run it")
+            if task_name in periodic.NAMES:
+                return _run_periodic(task, args, kwargs)
             with activate(tenant) if tenant else nullcontext():
                 return task.func(*args, **kwargs)
         except TRANSIENT:
@@ -101,3 +104,15 @@ def _run(app, task_name: str, tenant_id: str | None, args: list[Any],
             raise
         finally:
             db.session.remove()
+
+
+def _run_periodic(task, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    """A periodic task's run, with its start and outcome written on its row."""
+    periodic.note_run(task.name, "running")
+    try:
+        result = task.func(*args, **kwargs)
+    except Exception as exc:
+        periodic.note_run(task.name, "failed", f"{type(exc).__name__}: {exc}"[:2000])
+        raise
+    periodic.note_run(task.name, "done")
+    return result

@@ -6,4 +6,5 @@ import app.billing.tasks
 import app.email.tasks
 import app.integrations.tasks
 import app.licensing.tasks  # noqa: F401
-import jobs.diagnostics  # noqa: F401
+import jobs.diagnostics
+import jobs.durable  # noqa: F401

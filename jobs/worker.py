@@ -125,11 +125,20 @@ def run_worker(app, queues: list[str] | None = None, burst: bool = False,
         stop = threading.Event()
         if not burst:
             # Sweeps and reconciliation: enqueued once per slot however many workers run.
-            start_ticker(app, stop)
+            # and RQ's scheduler duty, taken over as soon as a dead holder's lock lapses.
+            start_ticker(app, stop, worker)
         try:
             return worker.work(burst=burst, with_scheduler=True, logging_level=level)
         finally:
             stop.set()
+            scheduler = worker.scheduler
+            if scheduler is not None and not (scheduler._process
+                                              and scheduler._process.is_alive()):
+                try:  # locks the ticker took for this worker: free them for the next one
+                    scheduler.release_locks()
+                except Exception:
+                    logging.getLogger(__name__).warning("could not release the scheduler "
+                                                        "lock", exc_info=True)
 
 
 def main(argv: list[str] | None = None) -> int:

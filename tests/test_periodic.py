@@ -5,7 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from rq.job import Job
+
+from app.extensions import db
 
 from jobs.enqueue import enqueue
 from jobs.periodic import PERIODIC, enqueue_due
@@ -17,18 +20,40 @@ from tests.jobs_helpers import run_jobs
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_each_slot_is_enqueued_once_and_the_next_slot_again(app):
-    now = 1_800_000_000.0
+def test_each_slot_is_enqueued_once_and_the_next_slot_again(app, redis_client):
+    now = 1_800_000_000.0  # a multiple of 15, 300 and 900: every slot starts here
     with app.app_context():
         first = enqueue_due(now)
         assert sorted(first) == sorted(p.task for p in PERIODIC)
         assert enqueue_due(now) == []  # a second worker ticking in the same slot
         assert enqueue_due(now + 1) == []
-        assert enqueue_due(now + 30) == ["integrations.dispatch_due"]
-        assert sorted(enqueue_due(now + 60)) == ["agents.sweep", "integrations.dispatch_due"]
+        assert enqueue_due(now + 15) == ["jobs.recover"]  # ALBEDO_RECOVERY_SECONDS
+        assert sorted(enqueue_due(now + 300)) == ["jobs.recover",
+                                                  "licensing.announce_expiries"]
         queued = {job.meta["task"] for name in ("agents", "webhooks", "default")
                   for job in get_queue(name).jobs}
         assert queued == {p.task for p in PERIODIC}
+        # The schedule is the database's: Redis losing everything forgets no slot.
+        redis_client.flushdb()
+        assert enqueue_due(now + 301) == []
+        assert enqueue_due(now + 315) == ["jobs.recover"]
+
+
+def test_a_slot_whose_enqueue_failed_is_tried_again_at_the_next_tick(app, monkeypatch):
+    import jobs.periodic
+    from jobs.models import PeriodicRun
+
+    def redis_down(*args, **kwargs):
+        raise ConnectionError("Redis is down")
+
+    now = 1_800_000_000.0
+    with app.app_context():
+        monkeypatch.setattr(jobs.periodic, "enqueue", redis_down)
+        with pytest.raises(ConnectionError):
+            enqueue_due(now)
+        assert db.session.get(PeriodicRun, "jobs.recover") is None  # not claimed
+        monkeypatch.undo()
+        assert "jobs.recover" in enqueue_due(now + 1)
 
 
 def test_the_periodic_tasks_run_without_a_tenant(app, acme):
@@ -73,4 +98,9 @@ def test_a_running_worker_ticks_and_runs_the_periodic_tasks_after_tenant_jobs(
         assert tenant_job.return_value()["tenant_slug"] == "acme"
         for name in ("agents", "webhooks", "default"):
             assert get_queue(name).failed_job_registry.get_job_ids() == [], name
+        from jobs.models import PeriodicRun
+
+        runs = {r.task: r for r in db.session.query(PeriodicRun)}
+        assert set(runs) == {p.task for p in PERIODIC}
+        assert all(r.last_outcome == "done" and r.runs >= 1 for r in runs.values()), runs
     assert worker.returncode == 0, errors[-2000:]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+from redis.exceptions import RedisError
 from sqlalchemy import Select, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -15,6 +17,7 @@ from app.agents import quotas, streaming, templating
 from app.agents.models import EXECUTION_STATUSES, Agent, Conversation, Execution, Message
 from app.agents.provider import resolve_provider
 from app.agents.service import Caller, published_version
+from app.api import idempotency
 from app.errors import ApiError
 from app.extensions import db
 from app.models import new_id
@@ -28,9 +31,23 @@ def job_id_for(execution_id: uuid.UUID, attempt: int = 0) -> str:
     return f"agent-execution-{execution_id}-{attempt}"
 
 
-def _by_idempotency_key(caller: Caller, key: str) -> Execution | None:
-    return db.session.scalars(select(Execution).where(
+def _by_idempotency_key(caller: Caller, key: str, fingerprint: str) -> Execution | None:
+    """The execution this key made within 24 hours (422 if it was for another request).
+
+    An older one gives its key up (the key is kept 24 hours; the sweep clears the rest).
+    """
+    existing = db.session.scalars(select(Execution).where(
         Execution.caller_user_id == caller.user_id, Execution.idempotency_key == key)).first()
+    if existing is None:
+        return None
+    if idempotency.is_expired(existing.created_at, clock.now()):
+        db.session.execute(update(Execution).where(Execution.id == existing.id)
+                           .values(idempotency_key=None)
+                           .execution_options(synchronize_session=False))
+        db.session.commit()
+        return None
+    idempotency.ensure_same(existing.idempotency_fingerprint, fingerprint)
+    return existing
 
 
 def _conversation(caller: Caller, agent: Agent, conversation_id: str | None,
@@ -68,13 +85,17 @@ def start_execution(caller: Caller, agent: Agent, *, input: str,
                     history: list[tuple[str, str]] | None = None) -> tuple[Execution, bool]:
     """Validate, count against the quotas, store and enqueue; (execution, created).
 
-    With an ``idempotency_key`` a retried request gets the execution the first one created.
+    With an ``idempotency_key`` a retried request gets the execution the first one created
+    (app/api/idempotency.py: the same key with another request is a 422).
+
+    Redis down: the execution is stored and charged all the same and the answer is 202; its
+    job is dispatched by the recovery sweep once Redis is back (jobs/durable.py).
     """
+    idempotency_key = idempotency.checked(idempotency_key)
+    fingerprint = idempotency.fingerprint(str(agent.id), input, variables, conversation_id,
+                                          source, history)
     if idempotency_key:
-        if len(idempotency_key) > 255:
-            raise ApiError(422, "invalid_idempotency_key", "Idempotency-Key is at most 255 "
-                                                           "characters.")
-        existing = _by_idempotency_key(caller, idempotency_key)
+        existing = _by_idempotency_key(caller, idempotency_key, fingerprint)
         if existing is not None:
             return existing, False
     if not isinstance(input, str) or not input.strip():
@@ -96,6 +117,7 @@ def start_execution(caller: Caller, agent: Agent, *, input: str,
         model=version.model, conversation_id=conversation.id, caller_user_id=caller.user_id,
         api_key_id=caller.api_key_id, license_id=caller.license_id, source=source,
         input=input, variables=values, status="queued", idempotency_key=idempotency_key,
+        idempotency_fingerprint=fingerprint if idempotency_key else None,
         created_at=clock.now())
     db.session.add(execution)
     try:
@@ -104,14 +126,17 @@ def start_execution(caller: Caller, agent: Agent, *, input: str,
         # The same Idempotency-Key raced us; its execution is the answer (and our quota
         # reservation rolls back with this transaction).
         db.session.rollback()
-        existing = _by_idempotency_key(caller, idempotency_key) if idempotency_key else None
+        existing = (_by_idempotency_key(caller, idempotency_key, fingerprint)
+                    if idempotency_key else None)
         if existing is None:
             raise
         return existing, False
     enqueue_after_commit(db.session, TASK, str(execution.id),
                          job_id=job_id_for(execution.id))
     db.session.commit()
-    streaming.publish(str(execution.id), "status", {"status": "queued"})
+    # The row is the truth; with Redis down a stream reader sees the status on the row.
+    with contextlib.suppress(RedisError):
+        streaming.publish(str(execution.id), "status", {"status": "queued"})
     return execution, True
 
 
@@ -180,7 +205,11 @@ def wait_for(execution: Execution, seconds: float) -> Execution:
         left = deadline - time.monotonic()
         if left <= 0:
             break
-        events = streaming.read(str(execution.id), after, block_ms=max(int(left * 1000), 1))
+        try:
+            events = streaming.read(str(execution.id), after,
+                                    block_ms=max(int(left * 1000), 1))
+        except RedisError:  # no stream to wait on: answer with the row as it stands (202)
+            break
         if events:
             after = events[-1][0]
         if not events or any(kind == "end" for _, kind, _ in events):

@@ -121,6 +121,8 @@ class Execution(IdMixin, TenantScoped, TimestampMixin, db.Model):
                          name="uq_agent_executions_idempotency"),
         Index("ix_agent_executions_tenant_created", "tenant_id", "created_at"),
         Index("ix_agent_executions_status_started", "status", "started_at"),
+        # The recovery sweep's scan for queued executions whose job was lost.
+        Index("ix_agent_executions_status_created", "status", "created_at"),
     )
 
     agent_id: Mapped[uuid.UUID] = mapped_column(
@@ -150,6 +152,8 @@ class Execution(IdMixin, TenantScoped, TimestampMixin, db.Model):
     currency: Mapped[str] = mapped_column(String(3), nullable=False, default="USD")
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    # SHA-256 of the request that used the key: the same key with another request is refused.
+    idempotency_fingerprint: Mapped[str | None] = mapped_column(String(64))
     cancel_requested: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     first_token_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -19,7 +19,9 @@ from app.agents import engine, streaming
 from app.agents.config import agents_config
 from app.agents.executions import TASK, job_id_for
 from app.agents.models import Execution
+from app.api.idempotency import KEPT
 from app.extensions import db
+from jobs.durable import Sweep, dispatch, recoverer
 from jobs.enqueue import enqueue
 from jobs.queues import AGENTS
 from jobs.registry import task
@@ -91,3 +93,33 @@ def sweep() -> dict[str, int]:
 @task("agents.sweep", queue=AGENTS, tenant_scoped=False, retry_intervals=())
 def sweep_task() -> dict[str, int]:
     return sweep()
+
+
+@recoverer("executions")
+def recover(now: Sweep) -> dict[str, int]:
+    """Executions: running past their lease (above), queued with no live job (Redis lost it,
+    or was down when it was stored), and Idempotency-Keys past their 24 hours."""
+    from tenants.service import acting_as
+
+    outcome = sweep()
+    rows = db.session.execute(
+        select(Execution.id, Execution.tenant_id, Execution.attempts).where(
+            Execution.status == "queued", Execution.created_at < now.stale_before,
+            Execution.cancel_requested.is_(False))
+        .limit(1000).execution_options(cross_tenant=_REASON)).all()
+    db.session.rollback()
+    outcome["dispatched"] = 0
+    for execution_id, tenant_id, attempts in rows:
+        with acting_as(tenant_id) as found:
+            if found and dispatch(TASK, str(execution_id), tenant_id=tenant_id,
+                                  job_id=job_id_for(execution_id, attempts)):
+                outcome["dispatched"] += 1
+    outcome["keys_forgotten"] = db.session.execute(
+        update(Execution).where(Execution.idempotency_key.is_not(None),
+                                Execution.created_at < now.now - KEPT)
+        .values(idempotency_key=None)
+        .execution_options(synchronize_session=False,
+                           cross_tenant="Idempotency-Keys are kept 24 hours in every tenant")
+    ).rowcount
+    db.session.commit()
+    return outcome

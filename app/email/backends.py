@@ -5,11 +5,28 @@ from __future__ import annotations
 import smtplib
 import ssl
 from email.message import EmailMessage
-from email.utils import formataddr, make_msgid
+from email.utils import formataddr
 
 from app.email.models import OutboundEmail
 from app.settings import Settings
 from jobs.registry import PermanentError, TransientError
+
+
+def message_id_for(email: OutboundEmail) -> str:
+    """The email's Message-ID: its id at its tenant's domain, the same for every attempt.
+
+    make_msgid() adds the time and randomness, so a resend after an uncertain outcome (a
+    worker killed after the server accepted the message) looked like a new message; derived
+    from the id, receiving servers and clients can recognise the repeat. The domain is the
+    tenant's primary host (white label: never the platform's name on a reseller's mail).
+    """
+    from tenants.context import current_or_none
+
+    tenant = current_or_none()
+    domain = tenant.primary_host if tenant is not None and tenant.id == email.tenant_id \
+        else email.from_address.rpartition("@")[2]
+    domain = domain.split(":", 1)[0] or "localhost"
+    return f"<{email.id}@{domain}>"
 
 
 class OutboxBackend:
@@ -35,7 +52,7 @@ class SmtpBackend:
         if email.reply_to:
             message["Reply-To"] = email.reply_to
         # Stable per email, so a retried send is recognisable as the same message.
-        message["Message-ID"] = make_msgid(idstring=str(email.id))
+        message["Message-ID"] = message_id_for(email)
         message.set_content(email.text_body)
         message.add_alternative(email.html_body, subtype="html")
         s = self.settings
@@ -66,7 +83,7 @@ class SendGridBackend:
     def send(self, email: OutboundEmail) -> str | None:
         from python_http_client.exceptions import HTTPError
         from sendgrid import SendGridAPIClient
-        from sendgrid.helpers.mail import From, Mail, ReplyTo
+        from sendgrid.helpers.mail import From, Header, Mail, ReplyTo
 
         client = SendGridAPIClient(api_key=self.settings.sendgrid_api_key,
                                    host=self.settings.sendgrid_host)
@@ -75,7 +92,9 @@ class SendGridBackend:
                     plain_text_content=email.text_body, html_content=email.html_body)
         if email.reply_to:
             mail.reply_to = ReplyTo(email.reply_to)
-        # SendGrid has no idempotency key; a custom arg lets support match retries.
+        # SendGrid has no idempotency key: the same Message-ID header on every attempt lets
+        # receivers recognise a repeat, and a custom arg lets support match retries.
+        mail.header = Header("Message-ID", message_id_for(email))
         mail.custom_arg = [_custom_arg("albedo_email_id", str(email.id))]
         try:
             response = client.send(mail)

@@ -9,7 +9,9 @@ from app.extensions import db
 from app.models import IdMixin, TimestampMixin, UTCDateTime
 from tenants.isolation import TenantScoped
 
-EMAIL_STATUSES = ("queued", "retrying", "sent", "failed")
+# queued → sending (claimed, the send is under way) → sent; or → retrying (next_attempt_at)
+# → sending …; or → failed with last_error after its attempts.
+EMAIL_STATUSES = ("queued", "sending", "retrying", "sent", "failed")
 
 
 class OutboundEmail(IdMixin, TenantScoped, TimestampMixin, db.Model):
@@ -17,8 +19,11 @@ class OutboundEmail(IdMixin, TenantScoped, TimestampMixin, db.Model):
 
     __tablename__ = "emails"
     __table_args__ = (
-        CheckConstraint("status IN ('queued', 'retrying', 'sent', 'failed')", name="status"),
+        CheckConstraint("status IN ('queued', 'sending', 'retrying', 'sent', 'failed')",
+                        name="status"),
         Index("ix_emails_tenant_created", "tenant_id", "created_at"),
+        # The recovery sweep's scan: unfinished emails by state.
+        Index("ix_emails_status", "status"),
     )
 
     template: Mapped[str] = mapped_column(String(64), nullable=False)
@@ -35,3 +40,7 @@ class OutboundEmail(IdMixin, TenantScoped, TimestampMixin, db.Model):
     last_error: Mapped[str | None] = mapped_column(Text)
     provider_message_id: Mapped[str | None] = mapped_column(String(255))
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When a retrying email is due again; the recovery sweep dispatches it then.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # While ``sending``: past this, the worker that claimed it is presumed dead.
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)

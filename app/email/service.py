@@ -33,5 +33,5 @@ def send_email(to: str, template: str, context: dict[str, Any] | None = None) ->
     db.session.add(email)
     db.session.flush()
     enqueue_after_commit(db.session, "emails.deliver", str(email.id),
-                         job_id=f"email-{email.id}")
+                         job_id=f"email-{email.id}-0")  # tasks.job_id_for(email.id, 0)
     return email

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 from app.integrations import delivery
+from jobs.durable import Sweep, recoverer
 from jobs.queues import WEBHOOKS
 from jobs.registry import task
 
@@ -18,3 +19,10 @@ def deliver(delivery_id: str) -> dict[str, str]:
 @task("integrations.dispatch_due", queue=WEBHOOKS, tenant_scoped=False, retry_intervals=())
 def dispatch_due() -> dict[str, int]:
     return {"queued": delivery.dispatch_due()}
+
+
+@recoverer("webhook_deliveries")
+def recover(sweep: Sweep) -> dict[str, int]:
+    """The deliveries' schedule lives on their rows: what is due (or sending past its lease)
+    is queued again by the one recovery sweep."""
+    return {"dispatched": delivery.dispatch_due()}

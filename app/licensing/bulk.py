@@ -1,4 +1,13 @@
-"""Bulk issuing: up to 10,000 licenses in a job that writes its progress on its row."""
+"""Bulk issuing: up to 10,000 licenses in a job that writes its progress on its row.
+
+Durable (jobs/durable.py): a run *claims* the row (running, attempts + 1, a lease) and every
+chunk's commit is fenced by that claim, so two runs never issue side by side. A run killed
+mid-way leaves its licenses and its ``issued`` count committed chunk by chunk; once its lease
+has passed, the recovery sweep starts another run, which resumes from the licenses that exist
+(no duplicates), while the room for the rest stays reserved (queued/running rows reserve
+``requested - issued``). After MAX_ATTEMPTS lost runs the issue fails with its reason, which
+frees the room it had not used.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +15,10 @@ import csv
 import io
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 
-from sqlalchemy import func, select
+from flask import current_app
+from sqlalchemy import and_, func, or_, select, update
 
 from app import clock
 from app.auth import audit
@@ -21,6 +32,20 @@ from tenants.context import activate, current
 
 MAX_BULK = 10_000
 CHUNK = 250  # licenses per transaction: progress moves visibly, a retry redoes little
+MAX_ATTEMPTS = 3
+# A chunk of 250 signatures takes well under a second; a run silent for this long (plus the
+# recovery grace) is presumed dead.
+CHUNK_LEASE = timedelta(seconds=120)
+TASK = "licensing.bulk_issue"
+
+
+def job_id_for(bulk_id: uuid.UUID | str, attempts: int = 0) -> str:
+    return f"license-bulk-{bulk_id}" if not attempts else f"license-bulk-{bulk_id}-{attempts}"
+
+
+def _lease_until():
+    grace = current_app.extensions["albedo.settings"].recovery_grace_seconds
+    return clock.now() + CHUNK_LEASE + timedelta(seconds=grace)
 
 
 def start(policy: Policy, count: int, name_prefix: str = "",
@@ -35,8 +60,7 @@ def start(policy: Policy, count: int, name_prefix: str = "",
     db.session.flush()
     audit.record("licenses_bulk_issue_started", **audit.acting(), target_type="bulk_issue",
                  target_id=bulk.id, count=count, policy_id=str(policy.id))
-    enqueue_after_commit(db.session, "licensing.bulk_issue", str(bulk.id),
-                         job_id=f"license-bulk-{bulk.id}")
+    enqueue_after_commit(db.session, TASK, str(bulk.id), job_id=job_id_for(bulk.id))
     return bulk
 
 
@@ -47,28 +71,73 @@ def get(bulk_id: uuid.UUID) -> BulkIssue:
     return bulk
 
 
+def claim(bulk_id: uuid.UUID) -> int | None:
+    """queued (or running past its lease) → running; the claim's attempt number, or None."""
+    now = clock.now()
+    moved = db.session.execute(
+        update(BulkIssue).where(BulkIssue.id == bulk_id, or_(
+            BulkIssue.status == "queued",
+            and_(BulkIssue.status == "running", BulkIssue.lease_until < now)))
+        .values(status="running", attempts=BulkIssue.attempts + 1, lease_until=_lease_until())
+        .execution_options(synchronize_session=False)).rowcount
+    if not moved:
+        db.session.commit()
+        return None
+    attempt = db.session.scalar(select(BulkIssue.attempts).where(BulkIssue.id == bulk_id))
+    db.session.commit()
+    return attempt
+
+
+def _still_mine(bulk_id: uuid.UUID, attempt: int, **values) -> bool:
+    """Write ``values`` on the row if this run still holds the claim (else another run took
+    over after our lease passed, and what this transaction did must not be committed)."""
+    return bool(db.session.execute(
+        update(BulkIssue).where(BulkIssue.id == bulk_id, BulkIssue.status == "running",
+                                BulkIssue.attempts == attempt)
+        .values(**values).execution_options(synchronize_session=False)).rowcount)
+
+
 def run(bulk_id: uuid.UUID) -> BulkIssue:
     """Issue what is still missing, CHUNK at a time. Idempotent: it counts what exists."""
     bulk = get(bulk_id)
-    if bulk.status == "done":
+    if bulk.status in ("done", "failed"):
         return bulk
+    attempt = claim(bulk_id)
+    if attempt is None:  # another run holds it (a duplicate delivery): leave it be
+        return get(bulk_id)
+    bulk = db.session.get(BulkIssue, bulk_id, populate_existing=True)
     policy = service.get_policy(bulk.policy_id)
     key = signing.signer()  # one signing key for the whole batch
+    requested, prefix = bulk.requested, bulk.name_prefix
     issued = db.session.scalar(select(func.count()).select_from(License)
-                               .where(License.bulk_issue_id == bulk.id)) or 0
-    bulk.status, bulk.issued = "running", issued
-    db.session.commit()
-    while issued < bulk.requested:
-        for n in range(issued, min(issued + CHUNK, bulk.requested)):
-            name = f"{bulk.name_prefix} {n + 1}".strip() if bulk.name_prefix else ""
-            service.issue_license(policy, name=name, bulk_issue_id=bulk.id, key=key)
-        issued = min(issued + CHUNK, bulk.requested)
-        bulk.issued = issued
+                               .where(License.bulk_issue_id == bulk_id)) or 0
+    while issued < requested:
+        for n in range(issued, min(issued + CHUNK, requested)):
+            name = f"{prefix} {n + 1}".strip() if prefix else ""
+            service.issue_license(policy, name=name, bulk_issue_id=bulk_id, key=key)
+        issued = min(issued + CHUNK, requested)
+        if not _still_mine(bulk_id, attempt, issued=issued, lease_until=_lease_until()):
+            db.session.rollback()
+            return get(bulk_id)
         db.session.commit()
-    bulk.status = "done"
-    bulk.finished_at = clock.now()
+    if _still_mine(bulk_id, attempt, issued=issued, status="done", lease_until=None,
+                   finished_at=clock.now()):
+        db.session.commit()
+    else:
+        db.session.rollback()
+    return db.session.get(BulkIssue, bulk_id, populate_existing=True)
+
+
+def release(bulk_id: uuid.UUID, error: str, final: bool) -> None:
+    """After a run failed: back to queued for the retry, or failed with the reason."""
+    db.session.execute(
+        update(BulkIssue).where(BulkIssue.id == bulk_id,
+                                BulkIssue.status.in_(("queued", "running")))
+        .values(status="failed" if final else "queued", lease_until=None,
+                error=error[:2000] if final else None,
+                **({"finished_at": clock.now()} if final else {}))
+        .execution_options(synchronize_session=False))
     db.session.commit()
-    return bulk
 
 
 def csv_lines(bulk: BulkIssue) -> Iterator[str]:

@@ -164,6 +164,11 @@ class BulkIssue(IdMixin, TenantScoped, TimestampMixin, db.Model):
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="queued")
     name_prefix: Mapped[str] = mapped_column(String(80), nullable=False, default="")
     error: Mapped[str | None] = mapped_column(Text)
+    # Runs that claimed it; a run whose lease passed (its worker died) is resumed by the
+    # recovery sweep, and after MAX_ATTEMPTS the issue fails with its reason in ``error``.
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0,
+                                          server_default="0")
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("users.id", ondelete="SET NULL"))
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

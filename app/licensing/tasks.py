@@ -11,6 +11,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.licensing import counters
 from app.licensing.models import License, ValidationRecord
+from jobs.durable import Sweep, dispatch, recoverer
 from jobs.registry import task
 from tenants.context import current_id
 
@@ -86,10 +87,50 @@ def bulk_issue(bulk_id: str) -> dict[str, int]:
     except Exception as exc:
         db.session.rollback()
         job = get_current_job()
-        if job is None or not job.retries_left:
-            row = bulk.get(uuid.UUID(bulk_id))
-            row.status = "failed"
-            row.error = str(exc)[:2000]
-            db.session.commit()
+        bulk.release(uuid.UUID(bulk_id), str(exc), final=job is None or not job.retries_left)
         raise
     return {"issued": row.issued}
+
+
+@recoverer("bulk_issues")
+def recover_bulk_issues(sweep: Sweep) -> dict[str, int]:
+    """Bulk issues queued with a lost job, or running past their lease (the worker died):
+    dispatched again (the run resumes from the licenses that exist), or failed after
+    bulk.MAX_ATTEMPTS runs, which frees the room they had reserved."""
+    from sqlalchemy import and_, or_, update
+
+    from app.licensing import bulk
+    from app.licensing.models import BulkIssue
+    from tenants.service import acting_as
+
+    rows = db.session.execute(
+        select(BulkIssue.id, BulkIssue.tenant_id).where(or_(
+            and_(BulkIssue.status == "queued", BulkIssue.updated_at < sweep.stale_before),
+            and_(BulkIssue.status == "running", BulkIssue.lease_until < sweep.now)))
+        .execution_options(cross_tenant="the recovery sweep resumes lost bulk issues of every "
+                                        "tenant")).all()
+    db.session.rollback()
+    outcome = {"dispatched": 0, "failed": 0}
+    for bulk_id, tenant_id in rows:
+        with acting_as(tenant_id) as found:
+            row = db.session.get(BulkIssue, bulk_id) if found else None
+            if row is None:
+                continue
+            if row.status == "running" and row.attempts >= bulk.MAX_ATTEMPTS:
+                failed = db.session.execute(
+                    update(BulkIssue).where(BulkIssue.id == bulk_id,
+                                            BulkIssue.status == "running",
+                                            BulkIssue.attempts == row.attempts)
+                    .values(status="failed", lease_until=None, finished_at=sweep.now,
+                            error=f"the worker stopped {row.attempts} times before it "
+                                  f"finished; {row.issued} of {row.requested} issued")
+                    .execution_options(synchronize_session=False)).rowcount
+                db.session.commit()
+                outcome["failed"] += failed
+                continue
+            attempts = row.attempts
+            db.session.rollback()
+            if dispatch(bulk.TASK, str(bulk_id), tenant_id=tenant_id,
+                        job_id=bulk.job_id_for(bulk_id, attempts)):
+                outcome["dispatched"] += 1
+    return outcome

@@ -1,0 +1,112 @@
+"""Durable work: the database row decides, Redis only carries.
+
+Every unit of background work (an execution, an email, a webhook delivery, a bulk issue, a
+periodic task) is a row with a state, an attempt count, a lease or next-attempt time and a
+final reason. An RQ job is only a *hint* to look at that row now: a job that is lost (Redis
+restarted empty, a worker SIGKILLed, an enqueue that failed while Redis was down) delays the
+work and never loses it, because the one recovery sweep below (``jobs.recover``, enqueued by
+the periodic ticker of every worker, jobs/periodic.py) asks each feature what is due and not
+running, and dispatches it again:
+
+* queued for longer than the grace period with no live job (queued or started) in Redis;
+* running past its lease (its worker died): retried, or failed with a reason after its
+  attempts;
+* scheduled (a retry's next-attempt time) and due.
+
+A job delivered twice is harmless: each feature *claims* its row with a conditional UPDATE
+before doing anything, so a second delivery finds nothing to claim.
+
+Features register a *recoverer* (``@recoverer("emails")``); the sweep runs them one after
+another, each in its own transaction, and one failing does not stop the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import current_app
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+
+from jobs.enqueue import enqueue
+from jobs.queues import get_queue
+from jobs.registry import get_task, load_all, task
+
+log = logging.getLogger(__name__)
+# A job in one of these states will reach (or is at) its row: nothing to re-dispatch.
+LIVE = frozenset({JobStatus.QUEUED, JobStatus.STARTED})
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """What one recovery pass knows: its moment and the grace a unit gets."""
+
+    now: datetime
+    grace: timedelta
+
+    @property
+    def stale_before(self) -> datetime:
+        """Queued before this and still without a live job: the job was lost."""
+        return self.now - self.grace
+
+
+_RECOVERERS: dict[str, Callable[[Sweep], dict[str, int]]] = {}
+
+
+def recoverer(name: str):
+    """Register ``func(sweep) -> counts`` as the recovery of one kind of work."""
+
+    def register(func: Callable[[Sweep], dict[str, int]]) -> Callable[[Sweep], dict[str, int]]:
+        _RECOVERERS[name] = func
+        return func
+
+    return register
+
+
+def grace() -> timedelta:
+    return timedelta(seconds=current_app.extensions["albedo.settings"].recovery_grace_seconds)
+
+
+def job_is_live(task_name: str, job_id: str) -> bool:
+    """Whether RQ holds job ``job_id`` queued or running (so it will reach its row)."""
+    queue = get_queue(get_task(task_name).queue)
+    try:
+        job = Job.fetch(job_id, connection=queue.connection, serializer=queue.serializer)
+        return job.get_status(refresh=False) in LIVE
+    except NoSuchJobError:
+        return False
+
+
+def dispatch(task_name: str, *args: Any, tenant_id: Any, job_id: str) -> bool:
+    """Enqueue ``task_name`` for a row unless a live job already carries it; True if sent."""
+    if job_is_live(task_name, job_id):
+        return False
+    enqueue(task_name, *args, tenant_id=tenant_id, job_id=job_id)
+    return True
+
+
+def recover(now: datetime | None = None) -> dict[str, dict[str, int]]:
+    """One recovery pass over every kind of durable work; returns what each did."""
+    from app import clock
+    from app.extensions import db
+
+    load_all()  # every feature's recoverer registers with its tasks
+    sweep = Sweep(now or clock.now(), grace())
+    outcome: dict[str, dict[str, int]] = {}
+    for name, func in sorted(_RECOVERERS.items()):
+        try:
+            outcome[name] = func(sweep)
+        except Exception:  # one broken feature must not stop the recovery of the others
+            log.exception("recovery of %s failed; the next sweep tries again", name)
+            db.session.rollback()
+            outcome[name] = {"error": 1}
+    return outcome
+
+
+@task("jobs.recover", tenant_scoped=False, retry_intervals=())
+def recover_task() -> dict[str, dict[str, int]]:
+    return recover()

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from app import clock
 from app.extensions import db
+from tenants.context import cross_tenant
 from tenants.hosts import normalise_host
 from tenants.models import Domain, Tenant
 from tenants.resolution import snapshot
@@ -117,7 +118,18 @@ def set_status(tenant: Tenant, status: str) -> Tenant:
     return tenant
 
 
+# Domains have row-level security (migration 0009): a write is its tenant's, the platform
+# operator's, or, here, an explicit opt-in. These helpers are the platform's own domain
+# management (API, pages, CLI, tests), so they opt in and flush inside it.
+_DOMAINS = "the platform manages a reseller's domains"
+
+
 def add_domain(tenant: Tenant, hostname: str) -> Domain:
+    with cross_tenant(_DOMAINS):
+        return _add_domain(tenant, hostname)
+
+
+def _add_domain(tenant: Tenant, hostname: str) -> Domain:
     host = normalise_host(hostname)
     settings = current_app.extensions["albedo.settings"]
     if host is None or "." not in host:
@@ -134,18 +146,22 @@ def add_domain(tenant: Tenant, hostname: str) -> Domain:
 
 
 def mark_domain_verified(domain: Domain) -> Domain:
-    domain.verified_at = domain.verified_at or clock.now()
+    with cross_tenant(_DOMAINS):
+        domain.verified_at = domain.verified_at or clock.now()
+        db.session.flush()
     return domain
 
 
 def set_primary_domain(domain: Domain) -> Domain:
     if not domain.verified:
         raise TenantValidationError({"hostname": "verify the domain before making it primary"})
-    for other in domain.tenant.domains:
-        if other.is_primary and other.id != domain.id:
-            other.is_primary = False
-    db.session.flush()  # the unique partial index allows one primary at a time
-    domain.is_primary = True
+    with cross_tenant(_DOMAINS):
+        for other in domain.tenant.domains:
+            if other.is_primary and other.id != domain.id:
+                other.is_primary = False
+        db.session.flush()  # the unique partial index allows one primary at a time
+        domain.is_primary = True
+        db.session.flush()
     return domain
 
 

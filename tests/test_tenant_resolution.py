@@ -87,7 +87,9 @@ def test_verifying_a_domain_takes_effect_without_waiting_for_the_cache(app, acme
         db.session.commit()
     assert client.get("/api/v1/tenant",
                       headers={"Host": "agents.acme-corp.example"}).status_code == 404
-    with app.app_context():
+    from tenants.context import activate
+
+    with app.app_context(), activate(acme.info):  # an unverified domain is its tenant's (RLS)
         domain = db.session.query(Domain).filter_by(hostname="agents.acme-corp.example").one()
         mark_domain_verified(domain)
         db.session.commit()

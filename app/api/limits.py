@@ -24,7 +24,7 @@ from app.settings import Settings
 from tenants.context import current_or_none
 
 DEFAULTS = {"ip": "100/minute", "credential": "600/minute", "tenant": "3000/minute",
-            "auth": "10/minute"}
+            "auth": "10/minute", "stripe_webhook": "3000/minute"}
 
 
 def configured(name: str) -> str:
@@ -68,6 +68,16 @@ def auth_limit():
     """The stricter budget for credential-guessing endpoints (sign-in, token, reset)."""
     return limiter.limit(lambda: configured("auth"), key_func=client_ip, scope="auth",
                          methods=["POST"])
+
+
+def stripe_webhook_limit():
+    """The Stripe webhook's own budget per sending IP (ALBEDO_RATE_LIMIT_STRIPE_WEBHOOK,
+    3000/minute), *instead of* the shared IP and tenant budgets: a route limit overrides the
+    defaults. Stripe sends bursts from a few addresses (a backlog after an outage, many
+    subscriptions renewing at once), every request is authenticated by its signature, and a
+    429 only makes Stripe retry later, so the shared 100/minute per IP refused real events."""
+    return limiter.limit(lambda: configured("stripe_webhook"), key_func=client_ip,
+                         scope="stripe_webhook")
 
 
 def init_app(app) -> None:

@@ -9,6 +9,7 @@ from flask import g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from app.api.limits import stripe_webhook_limit
 from app.api.pagination import CursorArgsSchema, page_of, paginate
 from app.auth.guard import require
 from app.auth.models import User
@@ -35,6 +36,9 @@ blp = Blueprint("billing", __name__, description="Plans, subscriptions, invoices
 
 @blp.route("/stripe/webhook")
 class StripeWebhook(MethodView):
+    # Its own generous budget instead of the shared per-IP and per-tenant ones (app/api/limits).
+    decorators = [stripe_webhook_limit()]
+
     @blp.response(200, WebhookAckSchema)
     def post(self):
         """Receive a Stripe event (public; authenticated by the Stripe-Signature header).

@@ -38,7 +38,7 @@ from app.billing.sync import (
 from app.billing.tenancy import acting_for
 from app.errors import ApiError
 from app.extensions import db
-from tenants.context import TenantInfo
+from tenants.context import TenantInfo, cross_tenant
 from tenants.models import Tenant
 from tenants.service import info_for
 
@@ -96,8 +96,33 @@ def verify(payload: bytes, header: str | None, config: StripeConfig) -> dict[str
     return event
 
 
+# Two events about one new subscription applied at once both insert its row; the loser's
+# unique violation means the row now exists, so the event is applied again from the top
+# (its own event row included), and the second time it updates.
+APPLY_TRIES = 3
+# Stripe's API answering a permanent 4xx on the re-fetch (the object was deleted, or belongs
+# elsewhere): redelivering cannot change that, so the event is recorded as handled, with the
+# reason, and answered 2xx. 401 (our key) and 429 (Stripe's budget) are ours to fix or wait
+# out, so they still fail the delivery and Stripe retries it.
+_RETRYABLE_STRIPE_STATUSES = frozenset({401, 408, 409, 429})
+
+
 def process_event(event: dict[str, Any], source: str = "webhook") -> str:
     """Store ``event`` once and apply it; returns the outcome ("duplicate" for a replay)."""
+    for attempt in range(1, APPLY_TRIES + 1):
+        try:
+            return _process_once(event, source)
+        except _LostInsertRace:
+            if attempt == APPLY_TRIES:
+                raise
+    raise AssertionError("unreachable")
+
+
+class _LostInsertRace(Exception):
+    """A concurrent transaction inserted a row this event's effects also insert."""
+
+
+def _process_once(event: dict[str, Any], source: str) -> str:
     # End any open read transaction first: on SQLite the insert must be the first statement
     # of its transaction, or a concurrent writer makes the upgrade to a write lock fail.
     db.session.rollback()
@@ -112,9 +137,32 @@ def process_event(event: dict[str, Any], source: str = "webhook") -> str:
         db.session.rollback()
         return "duplicate"
     try:
-        outcome, tenant_id = _apply(event)
-        row.outcome, row.tenant_id = outcome, tenant_id
+        try:
+            outcome, tenant_id = _apply(event)
+            note = None
+        except stripe.StripeError as exc:
+            status = getattr(exc, "http_status", None) or 0
+            if not 400 <= status < 500 or status in _RETRYABLE_STRIPE_STATUSES:
+                raise
+            # Whatever the effects had begun is undone; the event row stays, as handled.
+            code = getattr(exc, "code", None) or f"http_{status}"
+            outcome, tenant_id = f"stripe_{code}"[:32], None
+            note = f"Stripe answered {status} ({code}) on the re-fetch: {exc.user_message or exc}"
+            db.session.rollback()
+            db.session.add(row := StripeEvent(
+                stripe_event_id=str(event["id"]), type=str(event["type"])[:100],
+                stripe_account_id=event.get("account"), outcome="received", source=source,
+                received_at=clock.now(), stripe_created_at=from_timestamp(event.get("created")),
+                payload=event))
+        row.outcome, row.tenant_id, row.note = outcome, tenant_id, note
+        # The row now names its tenant: that write is the platform's routing, on a row that
+        # row-level security gives to that tenant alone.
+        with cross_tenant("record the tenant a Stripe event was routed to"):
+            db.session.flush()
         db.session.commit()
+    except IntegrityError as exc:
+        db.session.rollback()
+        raise _LostInsertRace() from exc
     except Exception:
         # Nothing is recorded: the event comes again and is applied then.
         db.session.rollback()

@@ -83,17 +83,25 @@ def upgrade():
         _stripe_events_rls()
 
 
+# The platform operator's own tenant manages every reseller's domains (its admin pages and API).
+_PLATFORM_ACTING = (
+    "EXISTS (SELECT 1 FROM tenants t WHERE t.kind = 'platform' "
+    "AND t.id = NULLIF(current_setting('app.tenant_id', true), '')::uuid)"
+)
+
+
 def _domains_rls() -> None:
     # Host resolution runs before any tenant is known: it may read the verified domains
     # (hostnames that already serve a site, their tokens already published in DNS). An
-    # unverified domain, and its verification token, is its tenant's (or the platform's,
-    # through an explicit cross-tenant opt-in) alone, and so is every write.
+    # unverified domain, and its verification token, is its tenant's alone (or the platform
+    # operator's, or an explicit cross-tenant opt-in's), and so is every write.
+    owner = f"{POLICY_PREDICATE} OR {_PLATFORM_ACTING}"
     op.execute("ALTER TABLE domains ENABLE ROW LEVEL SECURITY")
     op.execute("ALTER TABLE domains FORCE ROW LEVEL SECURITY")
     op.execute("CREATE POLICY domains_resolve ON domains FOR SELECT "
                "USING (verified_at IS NOT NULL)")
     op.execute(f"CREATE POLICY tenant_isolation ON domains "
-               f"USING ({POLICY_PREDICATE}) WITH CHECK ({POLICY_PREDICATE})")
+               f"USING ({owner}) WITH CHECK ({owner})")
     op.execute("CREATE TRIGGER domains_tenant_id_immutable BEFORE UPDATE ON domains "
                "FOR EACH ROW WHEN (NEW.tenant_id IS DISTINCT FROM OLD.tenant_id) "
                "EXECUTE FUNCTION albedo_refuse_tenant_change()")

@@ -134,12 +134,66 @@ def note_run(task_name: str, state: str, error: str | None = None) -> None:
         log.warning("could not record the run of %s", task_name, exc_info=True)
 
 
-def keep_scheduler(worker) -> bool:
-    """Run RQ's scheduler duty in this worker if nobody holds it (its lock lapsed).
+# A scheduler that has not beaten for this long is dead (RQ's own beats every second, the
+# ticker's every TICK_SECONDS); its lock is taken over instead of waiting out its 61 s TTL.
+SCHEDULER_STALE_SECONDS = 20.0
+_RELEASE_IF_HELD_BY = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 
-    RQ's own scheduler process, when this worker started with the lock, does the work; else
-    take the lock if it is free (acquire_or_refresh: ours stays ours) and move the due
-    delayed jobs onto their queues from this thread. True while this worker holds it.
+
+def _holder_is_dead(connection, holder: str) -> bool:
+    """Whether the scheduler named ``holder`` is gone: its process is not alive on this host,
+    or it has not beaten for SCHEDULER_STALE_SECONDS."""
+    import os
+    import socket
+
+    from rq.scheduler import SCHEDULER_KEY_TEMPLATE
+    from rq.utils import utcparse
+
+    raw = {k.decode(): v.decode() for k, v in
+           connection.hgetall(SCHEDULER_KEY_TEMPLATE % holder).items()}
+    if not raw:
+        return True  # its metadata expired with it
+    if raw.get("hostname") == socket.gethostname() and raw.get("pid", "").isdigit():
+        try:
+            os.kill(int(raw["pid"]), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
+    beat = raw.get("last_heartbeat")
+    if not beat:
+        return False
+    from datetime import datetime
+
+    age = (datetime.now(UTC) - utcparse(beat).replace(tzinfo=UTC)).total_seconds()
+    return age > SCHEDULER_STALE_SECONDS
+
+
+def _free_dead_locks(scheduler) -> None:
+    connection = scheduler.connection
+    release = connection.register_script(_RELEASE_IF_HELD_BY)
+    for name in scheduler._queue_names:
+        key = scheduler.get_locking_key(name)
+        holder = connection.get(key)
+        if holder is None or holder.decode() == scheduler.name:
+            continue
+        if _holder_is_dead(connection, holder.decode()):
+            log.warning("scheduler %s holding %s is dead; taking its lock over",
+                        holder.decode(), name)
+            release(keys=[key], args=[holder])
+
+
+def keep_scheduler(worker) -> bool:
+    """Make sure some live worker does RQ's scheduler duty (delayed jobs, retry intervals).
+
+    RQ's own scheduler process does it when this worker started with the lock. Otherwise the
+    lock of a dead holder is freed (its process is gone, or it stopped beating), the lock is
+    taken if free (acquire_or_refresh: ours stays ours), and the due delayed jobs are moved
+    onto their queues from this thread, beating like RQ's scheduler so others see it alive.
+    True while this worker holds it.
     """
     scheduler = getattr(worker, "scheduler", None)
     if scheduler is None:
@@ -147,8 +201,12 @@ def keep_scheduler(worker) -> bool:
     process = getattr(scheduler, "_process", None)
     if process is not None and process.is_alive():
         return True
+    _free_dead_locks(scheduler)
     if not scheduler.acquire_locks():
         return False
+    if scheduler.last_heartbeat is None:
+        scheduler.register_birth()
+    scheduler.heartbeat()
     scheduler.enqueue_scheduled_jobs()
     return True
 

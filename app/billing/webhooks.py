@@ -160,14 +160,24 @@ def _process_once(event: dict[str, Any], source: str) -> str:
         with cross_tenant("record the tenant a Stripe event was routed to"):
             db.session.flush()
         db.session.commit()
-    except IntegrityError as exc:
-        db.session.rollback()
-        raise _LostInsertRace() from exc
-    except Exception:
+    except Exception as exc:
         # Nothing is recorded: the event comes again and is applied then.
         db.session.rollback()
+        if _caused_by_integrity_error(exc):
+            raise _LostInsertRace() from exc
         raise
     return outcome
+
+
+def _caused_by_integrity_error(exc: BaseException | None) -> bool:
+    """An IntegrityError, or an error it caused (a rollback-pending session used while the
+    tenant context unwound)."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, IntegrityError):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 def _connect_account(account: str) -> ConnectAccount | None:

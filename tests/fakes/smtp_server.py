@@ -12,6 +12,10 @@ class FakeSmtp:
         self.messages = []
         self.envelopes: list[tuple[str, list[str]]] = []  # (MAIL FROM, [RCPT TO]) per message
         self.reject_with: int | None = None  # e.g. 451 (transient) or 550 (permanent)
+        # Set ``hold`` to keep the final 250 back after a message was taken (recorded): the
+        # sender cannot know it was accepted. ``accepted`` is set when one is held.
+        self.hold: threading.Event | None = None
+        self.accepted = threading.Event()
         fake = self
 
         class Handler(socketserver.StreamRequestHandler):
@@ -49,6 +53,10 @@ class FakeSmtp:
                         fake.messages.append(message_from_bytes(data, policy=policy.default))
                         fake.envelopes.append((sender, recipients))
                         recipients = []
+                        hold = fake.hold
+                        if hold is not None:
+                            fake.accepted.set()
+                            hold.wait(60)
                         self.reply("250 queued")
                     elif verb == "QUIT":
                         self.reply("221 bye")

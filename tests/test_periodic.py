@@ -9,7 +9,6 @@ import pytest
 from rq.job import Job
 
 from app.extensions import db
-
 from jobs.enqueue import enqueue
 from jobs.periodic import PERIODIC, enqueue_due
 from jobs.queues import get_queue

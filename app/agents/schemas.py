@@ -68,7 +68,7 @@ class AgentSchema(Schema):
 
 
 class PublishSchema(Schema):
-    version = fields.Integer(required=True, validate=validate.Range(min=1))
+    version = fields.Integer(required=True, validate=validate.Range(min=1, max=2**31 - 1))
 
 
 class ExecutionInSchema(Schema):

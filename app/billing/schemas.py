@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 
 class WebhookAckSchema(Schema):
@@ -88,12 +88,18 @@ class PlanCreateSchema(Schema):
     name = fields.String(required=True)
     stripe_price_id = fields.String(load_default=None, allow_none=True)
     interval = fields.String(load_default="month")
-    amount_minor = fields.Integer(load_default=0)
+    # The column's range here; below 0 is refused by the service with the other fields.
+    amount_minor = fields.Integer(load_default=0, validate=validate.Range(-(2**31), 2**31 - 1))
     currency = fields.String(load_default="usd")
-    executions_per_month = fields.Integer(load_default=None, allow_none=True)
-    agents = fields.Integer(load_default=None, allow_none=True)
-    customers = fields.Integer(load_default=None, allow_none=True)
-    licenses = fields.Integer(load_default=None, allow_none=True)
-    api_keys = fields.Integer(load_default=None, allow_none=True)
+    executions_per_month = fields.Integer(load_default=None, allow_none=True,
+                                          validate=validate.Range(-(2**31), 2**31 - 1))
+    agents = fields.Integer(load_default=None, allow_none=True,
+                            validate=validate.Range(-(2**31), 2**31 - 1))
+    customers = fields.Integer(load_default=None, allow_none=True,
+                               validate=validate.Range(-(2**31), 2**31 - 1))
+    licenses = fields.Integer(load_default=None, allow_none=True,
+                              validate=validate.Range(-(2**31), 2**31 - 1))
+    api_keys = fields.Integer(load_default=None, allow_none=True,
+                              validate=validate.Range(-(2**31), 2**31 - 1))
     features = fields.List(fields.String(), load_default=list)
     is_default = fields.Boolean(load_default=False)

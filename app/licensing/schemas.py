@@ -82,15 +82,21 @@ class PolicySchema(Schema):
     id = fields.UUID(dump_only=True)
     product_id = fields.UUID(required=True)
     name = fields.String(required=True, validate=validate.Length(min=1, max=120))
-    duration_days = fields.Integer(load_default=None, allow_none=True)
+    # A century at most: the expiry it sets must stay a real date.
+    duration_days = fields.Integer(load_default=None, allow_none=True,
+                                   validate=validate.Range(1, 36_500))
     expiry_strategy = fields.String(load_default="restrict",
                                     validate=validate.OneOf(["restrict", "allow"]))
-    grace_period_seconds = fields.Integer(load_default=0)
-    max_machines = fields.Integer(load_default=None, allow_none=True)
+    grace_period_seconds = fields.Integer(load_default=0, validate=validate.Range(0, 31_622_400))
+    max_machines = fields.Integer(load_default=None, allow_none=True,
+                                  validate=validate.Range(1, 1_000_000))
     floating = fields.Boolean(load_default=False)
-    heartbeat_interval_seconds = fields.Integer(load_default=None, allow_none=True)
-    max_executions_per_period = fields.Integer(load_default=None, allow_none=True)
-    execution_period_seconds = fields.Integer(load_default=30 * 24 * 3600)
+    heartbeat_interval_seconds = fields.Integer(load_default=None, allow_none=True,
+                                                validate=validate.Range(1, 31_622_400))
+    max_executions_per_period = fields.Integer(load_default=None, allow_none=True,
+                                               validate=validate.Range(1, 2**31 - 1))
+    execution_period_seconds = fields.Integer(load_default=30 * 24 * 3600,
+                                              validate=validate.Range(60, 31_622_400))
     fingerprint_required = fields.Boolean(load_default=False)
     created_at = fields.DateTime(dump_only=True)
 

@@ -97,3 +97,13 @@ def test_huge_numbers_are_refused_with_a_422(app, acme, api_caller):
     publish = acme.client.post(f"/api/v1/agents/{agent.get_json()['id']}/publish",
                                headers=staff.headers, json={"version": 407699743918})
     assert publish.status_code == 422, publish.get_json()
+
+
+def test_a_nul_character_is_refused_with_a_422(app, acme, api_caller):
+    """PostgreSQL's text cannot hold NUL: found by the property-based run as a 500."""
+    staff = api_caller(acme, role="RESELLER")
+    body = acme.client.post("/api/v1/products", headers=staff.headers,
+                            json={"name": "Pro\x00", "code": "pro"})
+    assert body.status_code == 422 and body.get_json()["error"]["code"] == "invalid_text"
+    query = acme.client.get("/api/v1/agents?cursor=a%00b", headers=staff.headers)
+    assert query.status_code == 422 and query.get_json()["error"]["code"] == "invalid_text"

@@ -306,3 +306,17 @@ def test_the_recovery_sweep_runs_every_feature_even_when_one_fails(app, monkeypa
         outcome = recover()
     assert outcome["broken"] == {"error": 1}
     assert {"executions", "emails", "bulk_issues", "webhook_deliveries"} <= set(outcome)
+
+
+def test_the_execution_stream_answers_503_while_redis_is_down(setup, monkeypatch):
+    import app.agents.streaming as streaming
+
+    application, client, ann, _gus, agent = setup
+    started = client.post(f"/api/v1/agents/{agent['id']}/executions", headers=ann.headers,
+                          json={"input": "hello"}).get_json()
+    dead = redis_lib.Redis(host="127.0.0.1", port=_free_port(), socket_connect_timeout=0.5)
+    monkeypatch.setattr(streaming, "get_redis", lambda: dead)
+    response = client.get(f"/api/v1/executions/{started['id']}/stream", headers=ann.headers)
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "service_unavailable"
+    assert int(response.headers["Retry-After"]) > 0

@@ -161,6 +161,9 @@ def execution_response(execution_id: uuid.UUID, last_event_id: str | None) -> Re
     from app.extensions import db
 
     db.session.commit()
+    # Redis carries the stream: without it, a clean 503 now (app/errors.py) rather than a
+    # 200 whose body breaks off.
+    get_redis().ping()
 
     def finished() -> dict[str, Any] | None:
         row = db.session.get(Execution, execution_id)

@@ -219,7 +219,9 @@ class Run(MethodView):
 
         Answers 202 with the queued execution; ``Prefer: wait=N`` (N ≤ 60) waits up to N
         seconds for the outcome. An ``Idempotency-Key`` header makes a retried request return
-        the same execution instead of starting another.
+        the same execution instead of starting another; the same key with a different body
+        answers 422 ``idempotency_key_reused``. Keys are kept 24 hours. With the job queue
+        unreachable the execution is stored all the same (202) and dispatched once it is back.
         """
         caller = _caller()
         agent = service.get_agent(caller, agent_id)

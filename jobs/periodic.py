@@ -66,6 +66,10 @@ def _claim(task_name: str, now: float, next_due: float) -> bool:
     from app.extensions import db
     from jobs.models import PeriodicRun
 
+    # Read first: most ticks find nothing due, and a read takes no write lock (SQLite).
+    row = db.session.get(PeriodicRun, task_name)
+    if row is not None and row.next_due_at > _at(now):
+        return False
     moved = db.session.execute(
         update(PeriodicRun).where(PeriodicRun.task == task_name,
                                   PeriodicRun.next_due_at <= _at(now))
@@ -73,7 +77,7 @@ def _claim(task_name: str, now: float, next_due: float) -> bool:
         .execution_options(synchronize_session=False)).rowcount
     if moved:
         return True
-    if db.session.get(PeriodicRun, task_name) is not None:
+    if row is not None:
         return False
     db.session.add(PeriodicRun(task=task_name, next_due_at=_at(next_due),
                                last_enqueued_at=_at(now), runs=0, failures=0))

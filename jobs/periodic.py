@@ -170,8 +170,6 @@ def _holder_is_dead(connection, holder: str) -> bool:
     beat = raw.get("last_heartbeat")
     if not beat:
         return False
-    from datetime import datetime
-
     age = (datetime.now(UTC) - utcparse(beat).replace(tzinfo=UTC)).total_seconds()
     return age > SCHEDULER_STALE_SECONDS
 

@@ -311,7 +311,7 @@ def test_the_recovery_sweep_runs_every_feature_even_when_one_fails(app, monkeypa
 def test_the_execution_stream_answers_503_while_redis_is_down(setup, monkeypatch):
     import app.agents.streaming as streaming
 
-    application, client, ann, _gus, agent = setup
+    _application, client, ann, _gus, agent = setup
     started = client.post(f"/api/v1/agents/{agent['id']}/executions", headers=ann.headers,
                           json={"input": "hello"}).get_json()
     dead = redis_lib.Redis(host="127.0.0.1", port=_free_port(), socket_connect_timeout=0.5)

@@ -6,4 +6,5 @@ import app.billing.models
 import app.email.models
 import app.integrations.models
 import app.licensing.models  # noqa: F401
+import tenants.brand_assets
 import tenants.models  # noqa: F401

@@ -13,7 +13,16 @@ import hashlib
 from functools import lru_cache
 from pathlib import Path
 
-from flask import Blueprint, Flask, Response, abort, request, send_from_directory, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    redirect,
+    request,
+    send_from_directory,
+    url_for,
+)
 
 from tenants.context import current_or_none
 from tenants.contrast import readable_on
@@ -104,6 +113,18 @@ def theme() -> Response:
     response = Response(theme_css(*_theme_colours()), mimetype="text/css")
     response.cache_control.public = True
     response.cache_control.max_age = YEAR if request.args.get("v") else 300
+    return response
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    """Browsers ask for /favicon.ico on their own: the tenant's favicon, or nothing (no 404
+    in every page's console)."""
+    tenant = current_or_none()
+    if tenant is not None and tenant.favicon_url:
+        return redirect(tenant.favicon_url)
+    response = Response(status=204)
+    response.cache_control.max_age = 3600
     return response
 
 

@@ -3,10 +3,12 @@ console error, and axe-core finds no serious or critical accessibility violation
 
 import pytest
 
-from tests.browser_support import browser, live_server, needs_chromium, sweep  # noqa: F401
+from tests import browser_support as bs
 from tests.dashboard_data import seed_dashboard
 
-pytestmark = [pytest.mark.browser, needs_chromium]
+browser, live_server = bs.browser, bs.live_server  # the shared fixtures
+
+pytestmark = [pytest.mark.browser, bs.needs_chromium]
 
 # Named, narrow exceptions, each with the reason it is not fixed here. The audit page's
 # filters are rewritten by the audit-log work (issue 12, item 8) in another branch.
@@ -22,6 +24,6 @@ def test_every_navigation_page_fits_and_passes_axe(app, platform, acme, globex, 
                                                    live_server, browser, role):
     accounts = seed_dashboard(app, platform, acme, globex, make_user)
     site, email = accounts[role]
-    problems = [p for p in sweep(browser, f"http://{site.host}:{live_server}", email)
+    problems = [p for p in bs.sweep(browser, f"http://{site.host}:{live_server}", email)
                 if not _known(p)]
     assert problems == [], "\n".join(problems)

@@ -18,7 +18,7 @@ from flask import (
 )
 from flask_login import current_user, login_required
 
-from app.agents import executions, provider_settings, service, streaming, usage
+from app.agents import customer_view, executions, provider_settings, service, streaming, usage
 from app.agents.models import EXECUTION_STATUSES, Agent, AgentVersion, Execution
 from app.agents.quotas import usage_of
 from app.agents.service import Caller
@@ -166,8 +166,12 @@ def history():
 @bp.get("/executions/<uuid:execution_id>")
 @login_required
 def execution_detail(execution_id: uuid.UUID):
-    execution = executions.get_execution(_caller(), execution_id)
-    return render_template("agents/execution.html", e=execution)
+    caller = _caller()
+    execution = executions.get_execution(caller, execution_id)
+    agent = db.session.get(Agent, execution.agent_id)
+    return render_template("agents/execution.html", e=execution,
+                           agent_name=agent.name if agent else "—",
+                           provider_details=customer_view.sees_provider_details(caller.role))
 
 
 @bp.get("/usage")
@@ -192,7 +196,8 @@ def usage_page():
         customers = {emails.get(k, k): v for k, v in customers.items()}
     peak = max((r.executions for r in per_day), default=0)
     return render_template("agents/usage.html", per_day=per_day, peak=peak,
-                           customers=customers, quota=usage_of(caller.user_id))
+                           customers=customers, quota=usage_of(caller.user_id),
+                           provider_details=customer_view.sees_provider_details(caller.role))
 
 
 @bp.route("/provider", methods=["GET", "POST"])

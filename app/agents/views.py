@@ -42,8 +42,9 @@ def _version_from_form() -> dict:
         temperature = float(request.form.get("temperature") or 0.7)
         max_tokens = int(request.form.get("max_output_tokens") or 1024)
     except ValueError:
-        raise ApiError(422, "invalid_version", "Temperature and max output tokens must be "
-                                               "numbers; variables and tools, JSON lists.") from None
+        raise ApiError(422, "invalid_version",
+                       "Temperature and max output tokens must be numbers; "
+                       "variables and tools, JSON lists.") from None
     if not isinstance(variables, list) or not isinstance(tools, list):
         raise ApiError(422, "invalid_version", "Variables and tools are JSON lists.")
     return {"model": request.form.get("model") or DEFAULT_MODEL,

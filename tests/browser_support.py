@@ -85,6 +85,19 @@ def nav_urls(page) -> list[str]:
     return list(dict.fromkeys(hrefs))
 
 
+def linked_pages(page, base_url: str) -> list[str]:
+    """Same-site pages the current page links to: no query strings (filters of a page
+    already seen), no downloads, no sign-out."""
+    hrefs = page.eval_on_selector_all("main a[href]", "els => els.map(e => e.href)")
+    keep = []
+    for href in hrefs:
+        path = href.split("#")[0]
+        if (path.startswith(base_url) and "?" not in path and not path.endswith(
+                (".csv", ".json", ".png", ".jpg", ".webp")) and "logout" not in path):
+            keep.append(path)
+    return keep
+
+
 def overflow(page) -> int:
     """How many CSS pixels the page is wider than the window (0 when it fits)."""
     return page.evaluate(
@@ -123,8 +136,10 @@ def check_page(page, url: str, watch: PageWatch) -> list[str]:
 
 
 def sweep(browser, base_url: str, email: str, password: str = PASSWORD,
-          widths=WIDTHS, extra_urls=()) -> list[str]:
-    """Sign in as ``email`` and check every page in its navigation at every width."""
+          widths=WIDTHS, extra_urls=(), follow_links: bool = True,
+          limit: int = 60, checked: list[str] | None = None) -> list[str]:
+    """Sign in as ``email`` and check every page in its navigation at every width; with
+    ``follow_links``, also the pages those pages link to (one level: detail pages, tabs)."""
     context = browser.new_context(viewport={"width": widths[0], "height": 900})
     page = context.new_page()
     watch = PageWatch()
@@ -132,10 +147,20 @@ def sweep(browser, base_url: str, email: str, password: str = PASSWORD,
     sign_in(page, base_url, email, password)
     urls = nav_urls(page) + [f"{base_url}{u}" if u.startswith("/") else u for u in extra_urls]
     assert len(urls) > 1, "the navigation offers pages"
+    followed_from = len(urls)  # links are followed from these pages only: one level deep
     problems: list[str] = []
-    for width in widths:
+    page.set_viewport_size({"width": widths[0], "height": 900})
+    i = 0
+    while i < min(len(urls), limit):
+        problems += check_page(page, urls[i], watch)
+        if follow_links and i < followed_from:
+            urls += [u for u in linked_pages(page, base_url) if u not in urls]
+        i += 1
+    for width in widths[1:]:
         page.set_viewport_size({"width": width, "height": 900})
-        for url in urls:
+        for url in urls[:limit]:
             problems += check_page(page, url, watch)
+    if checked is not None:
+        checked += [u.removeprefix(base_url) for u in urls[:limit]]
     context.close()
     return problems

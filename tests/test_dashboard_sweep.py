@@ -42,3 +42,25 @@ def test_every_navigation_page_fits_and_passes_axe(app, platform, acme, globex, 
     assert problems == [], "\n".join(problems)
     # The sweep reached the pages behind the navigation too (tabs, detail pages, docs).
     assert set(EXPECTED[role]) <= set(checked), sorted(checked)
+
+
+def test_signed_out_pages_fit_and_pass_axe(app, platform, acme, globex, make_user,
+                                           live_server, browser):
+    seed_dashboard(app, platform, acme, globex, make_user)
+    context = browser.new_context()
+    page = context.new_page()
+    watch = bs.PageWatch()
+    watch.attach(page)
+    problems = []
+    for width in bs.WIDTHS:
+        page.set_viewport_size({"width": width, "height": 900})
+        # The platform takes no sign-ups; an unknown page is a 404 by design (its page is
+        # still checked for layout and accessibility).
+        for site, paths in ((platform, ("/login", "/forgot-password", "/no-such-page")),
+                            (acme, ("/login", "/signup", "/forgot-password", "/no-such-page"))):
+            for path in paths:
+                url = f"http://{site.host}:{live_server}{path}"
+                problems += [p for p in bs.check_page(page, url, watch)
+                             if not (path == "/no-such-page" and "404" in p)]
+    context.close()
+    assert problems == [], "\n".join(problems)

@@ -206,8 +206,10 @@ def history():
                                status=status if status in EXECUTION_STATUSES else None)
     rows = db.session.scalars(stmt.order_by(Execution.created_at.desc()).limit(100)).all()
     names = {a.id: a.name for a in db.session.scalars(service.visible_agents(caller))}
+    # provider_details: whether this reader may see the provider's model and cost.
     return render_template("agents/history.html", rows=rows, names=names,
-                           statuses=EXECUTION_STATUSES, status=status)
+                           statuses=EXECUTION_STATUSES, status=status,
+                           provider_details=customer_view.sees_provider_details(caller.role))
 
 
 @bp.get("/executions/<uuid:execution_id>")

@@ -39,6 +39,10 @@ def test_a_customer_makes_a_key_with_one_scope_and_revokes_it_after_confirming(
     page.get_by_text("Run agents (agents:execute)").click()
     assert page.is_checked("input[value='agents:execute']")
     assert page.eval_on_selector_all("input[name=scopes]:checked", "els => els.length") == 1
+    # The date picker shows only for "On a date…".
+    assert not page.locator("#expires_on").is_visible()
+    page.select_option("#expires", "date")
+    assert page.locator("#expires_on").is_visible()
     page.select_option("#expires", "30")
     page.click("button:has-text('Create key')")
     secret = page.get_by_test_id("new-key").locator(".secret").inner_text()

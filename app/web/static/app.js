@@ -80,6 +80,15 @@
     });
   });
 
+  /* <div data-show-when="select=value">: shown only while that select has that value. */
+  Array.prototype.forEach.call(document.querySelectorAll("[data-show-when]"), function (box) {
+    var rule = box.dataset.showWhen.split("="), select = document.getElementById(rule[0]);
+    if (!select) return;
+    var sync = function () { box.hidden = select.value !== rule[1]; };
+    select.addEventListener("change", sync);
+    sync();
+  });
+
   /* Branding preview: follows the name, colour and logo fields as they change. */
   var preview = document.querySelector("[data-brand-preview]");
   if (preview) {

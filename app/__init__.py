@@ -49,10 +49,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         API_TITLE="Albedo API",
         API_VERSION="v1",
         OPENAPI_VERSION="3.1.0",
-        OPENAPI_URL_PREFIX="/api",
-        OPENAPI_JSON_PATH="v1/openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        # No smorest routes: app/web/api_docs.py serves the document and the docs page per
+        # tenant (in the reseller's name), with Swagger UI from a pinned package, no CDN.
+        OPENAPI_URL_PREFIX=None,
         RATELIMIT_STRATEGY="sliding-window-counter",
         RATELIMIT_HEADERS_ENABLED=True,
         RATELIMIT_SWALLOW_ERRORS=True,
@@ -141,7 +140,7 @@ def _register_features(app: Flask) -> None:
     from app.licensing import api as licensing_api
     from app.licensing import public_api as licensing_public
     from app.licensing import views as licensing_views
-    from app.web import nav
+    from app.web import api_docs, assets, nav
     from app.web import views as web_views
     from tenants import api as tenants_api
     from tenants import platform_api
@@ -149,12 +148,25 @@ def _register_features(app: Flask) -> None:
 
     limits.limiter.exempt(health_bp)
     app.register_blueprint(health_bp)
+    assets.init_app(app)
+    limits.limiter.exempt(assets.bp)  # a page's stylesheet and script are not API calls
+    api_docs.init_app(app)
     app.register_blueprint(web_views.bp)
     app.register_blueprint(auth_views.bp)
     app.register_blueprint(account_views.bp)
     app.register_blueprint(oauth_views.bp)
     nav.register(app, "Account", "account.settings")
     nav.register(app, "Sign-in settings", "oauth.sign_in_settings", roles=("RESELLER",))
+    nav.register(app, "API keys", "api_keys_page.index", group="Connect")
+    nav.register(app, "Branding", "tenants_pages.branding", roles=("RESELLER",),
+                 group="Settings")
+    nav.register(app, "Domains", "tenants_pages.domains", roles=("RESELLER",),
+                 group="Settings")
+    nav.register(app, "Audit log", "audit_page.index", roles=("RESELLER", "ADMIN"),
+                 group="Settings")
+    nav.register(app, "Resellers", "tenants_pages.resellers", roles=("ADMIN",),
+                 group="Platform")
+    nav.register(app, "Outbox", "email.outbox", roles=("ADMIN",), group="Platform")
     oauth.init_app(app)
     app.register_blueprint(email_views.bp)
     app.register_blueprint(key_views.bp)

@@ -77,6 +77,7 @@ def add_domain_command(slug, hostname, verified, primary):
     from tenants.context import activate
     from tenants.platform import attach_domain
     from tenants.service import get_by_slug, info_for
+    from tenants.verification import record_name
 
     tenant = get_by_slug(slug) or _fail(f"no tenant {slug!r}")
     # Recorded in the tenant's own audit log: there is no signed-in operator here.
@@ -87,7 +88,7 @@ def add_domain_command(slug, hostname, verified, primary):
             _validation(exc)
         db.session.commit()
     state = "verified" if domain.verified else (
-        f"unverified: publish TXT _albedo.{domain.hostname} = {domain.verification_token}")
+        f"unverified: publish TXT {record_name(domain.hostname)} = {domain.verification_token}")
     click.echo(f"{domain.hostname} → {tenant.slug} ({state})")
 
 

@@ -7,4 +7,5 @@ import app.email.models
 import app.integrations.models
 import app.licensing.models  # noqa: F401
 import jobs.models  # noqa: F401
+import tenants.brand_assets
 import tenants.models  # noqa: F401

@@ -34,6 +34,7 @@ class TenantInfo:
     license_key_prefix: str
     primary_host: str
     signup_enabled: bool = True
+    favicon_url: str | None = None
 
     @property
     def is_platform(self) -> bool:

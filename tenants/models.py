@@ -36,6 +36,7 @@ class Tenant(IdMixin, TimestampMixin, db.Model):
     # Branding: what the tenant's pages, emails and license keys show instead of "Albedo".
     display_name: Mapped[str] = mapped_column(String(120), nullable=False)
     logo_url: Mapped[str | None] = mapped_column(String(500))
+    favicon_url: Mapped[str | None] = mapped_column(String(500))
     primary_color: Mapped[str] = mapped_column(String(7), nullable=False,
                                                default=DEFAULT_PRIMARY_COLOR)
     accent_color: Mapped[str] = mapped_column(String(7), nullable=False,

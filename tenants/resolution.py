@@ -43,6 +43,7 @@ def snapshot(tenant: Tenant, platform_domain: str, primary_host: str | None = No
         primary_color=tenant.primary_color, accent_color=tenant.accent_color,
         support_email=tenant.support_email, license_key_prefix=tenant.license_key_prefix,
         primary_host=primary_host, signup_enabled=tenant.signup_enabled,
+        favicon_url=tenant.favicon_url,
     )
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from app import clock
 from app.extensions import db
 from tenants.context import cross_tenant
+from tenants.contrast import white_text_problem
 from tenants.hosts import normalise_host
 from tenants.models import Domain, Tenant
 from tenants.resolution import snapshot
@@ -49,6 +50,12 @@ def _validate_branding(b: Branding, problems: dict[str, str]) -> None:
         value = getattr(b, name)
         if value is not None and not HEX_COLOUR.match(value):
             problems[name] = "must be a hex colour such as #1a2b3c"
+    # The header and every button put white text on the primary colour (WCAG AA or refused);
+    # the accent gets dark or light text, whichever reads, so any accent is readable.
+    if b.primary_color is not None and "primary_color" not in problems:
+        unreadable = white_text_problem(b.primary_color.lower())
+        if unreadable:
+            problems["primary_color"] = unreadable
     if b.license_key_prefix is not None and not KEY_PREFIX.match(b.license_key_prefix):
         problems["license_key_prefix"] = "2-12 capital letters or digits, starting with a letter"
     if b.support_email is not None and b.support_email and not EMAIL.match(b.support_email):

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import uuid
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
+from sqlalchemy import select
 from wtforms import BooleanField, EmailField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
 from app.auth.permissions import require_role
 from app.errors import ApiError
 from app.extensions import db
-from tenants import platform
+from tenants import brand_assets, platform, verification
 from tenants.context import current
-from tenants.models import Tenant
+from tenants.models import Domain, Tenant
 from tenants.service import info_for
 from tenants.urls import base_url
 
@@ -24,8 +26,13 @@ bp = Blueprint("tenants_pages", __name__)
 
 class BrandingForm(FlaskForm):
     display_name = StringField("Display name", validators=[DataRequired(), Length(max=120)])
-    logo_url = StringField("Logo URL (https://…)", validators=[Optional(), Length(max=500)])
-    primary_color = StringField("Primary colour", validators=[DataRequired()])
+    logo_file = FileField("Logo (PNG, JPEG or WebP, up to 512 KB and 2048 px)")
+    remove_logo = BooleanField("Remove the logo")
+    favicon_file = FileField("Favicon (PNG, JPEG or WebP, up to 128 KB and 512 px)")
+    remove_favicon = BooleanField("Remove the favicon")
+    logo_url = StringField("Or a logo URL (https://…)", validators=[Optional(), Length(max=500)])
+    primary_color = StringField("Primary colour (header and buttons, white text)",
+                                validators=[DataRequired()])
     accent_color = StringField("Accent colour", validators=[DataRequired()])
     support_email = EmailField("Support email", validators=[Optional()])
     license_key_prefix = StringField("License key prefix", validators=[DataRequired()])
@@ -56,6 +63,34 @@ def _show_errors(form: FlaskForm, exc: ApiError) -> None:
             field.errors = [message]
 
 
+_IMAGE_FIELDS = ("logo_file", "remove_logo", "favicon_file", "remove_favicon")
+
+
+def _apply_images(form: BrandingForm, tenant: Tenant, data: dict) -> bool:
+    """Check and store uploaded images (errors go next to their field); False on a refusal."""
+    ok = True
+    for kind, upload, remove in (("logo", form.logo_file, form.remove_logo),
+                                 ("favicon", form.favicon_file, form.remove_favicon)):
+        column = f"{kind}_url"
+        if upload.data and getattr(upload.data, "filename", ""):
+            try:
+                image = brand_assets.check_image(kind, upload.data.read())
+            except brand_assets.ImageRejected as exc:
+                upload.errors = [str(exc)]
+                ok = False
+                continue
+            url = brand_assets.url_of(brand_assets.save(kind, image))
+            if kind == "logo":
+                data["logo_url"] = url
+            else:
+                tenant.favicon_url = url
+        elif remove.data:
+            if kind == "logo":
+                data["logo_url"] = ""
+            setattr(tenant, column, None)
+    return ok
+
+
 @bp.route("/settings/branding", methods=["GET", "POST"])
 @require_role("RESELLER")
 def branding():
@@ -64,9 +99,14 @@ def branding():
     status = 200
     if form.validate_on_submit():
         data = {k: (v or None) if k in ("logo_url", "support_email") else v
-                for k, v in form.data.items() if k != "csrf_token"}
+                for k, v in form.data.items() if k not in ("csrf_token", *_IMAGE_FIELDS)}
         try:
+            images_ok = _apply_images(form, tenant, data)
             platform.change_branding(tenant, data)
+            if data.get("logo_url") == "":
+                tenant.logo_url = None
+            if not images_ok:
+                raise ApiError(422, "validation_failed", "The branding could not be saved.")
             db.session.commit()
             flash("Branding saved.")
             return redirect(url_for(".branding"))
@@ -75,7 +115,33 @@ def branding():
             status = 422
     elif form.is_submitted():
         status = 422
-    return render_template("tenants/branding.html", form=form), status
+    return render_template("tenants/branding.html", form=form, tenant=tenant), status
+
+
+@bp.get("/brand/<any(logo, favicon):kind>-<digest>.<any(png, jpg, webp):extension>")
+def brand_image(kind: str, digest: str, extension: str) -> Response:
+    """A tenant's uploaded image; the URL names its bytes, so it is cached for a year."""
+    asset = brand_assets.load(kind, digest)
+    if asset is None:
+        abort(404)
+    response = Response(asset.data, mimetype=asset.content_type)
+    response.cache_control.public = True
+    response.cache_control.max_age = 31536000
+    response.cache_control.immutable = True
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.set_etag(asset.sha256)
+    return response
+
+
+@bp.get("/settings/domains")
+@require_role("RESELLER")
+def domains():
+    """The reseller's custom domains and the DNS record that proves each one."""
+    rows = db.session.scalars(select(Domain).where(Domain.tenant_id == current().id)
+                              .order_by(Domain.hostname)).all()
+    return render_template("tenants/domains.html", domains=rows,
+                           record_name=verification.record_name,
+                           platform_host=current().primary_host)
 
 
 @bp.route("/admin/resellers", methods=["GET", "POST"])
@@ -119,7 +185,8 @@ def reseller(tenant_id: uuid.UUID):
             status = 422
     users = db.session.scalars(platform.users_of(tenant).limit(200)).all()
     return render_template("tenants/reseller.html", tenant=tenant, form=form, users=users,
-                           action_form=ActionForm(), url=base_url(info_for(tenant))), status
+                           action_form=ActionForm(), url=base_url(info_for(tenant)),
+                           record_name=verification.record_name), status
 
 
 @bp.post("/admin/resellers/<uuid:tenant_id>/<any(suspend, reinstate):action>")

@@ -96,3 +96,25 @@ def test_reseller_sees_usage_per_customer(make_agents_app, fake, acme, make_user
     with application.app_context(), activate(acme.info):
         per_customer = daily_totals(Caller(reseller, "RESELLER"), "customer")
         assert [(t.key, t.executions) for t in per_customer] == [(str(ann), 1)]
+
+
+def test_a_refused_version_keeps_what_was_typed(make_agents_app, acme, globex, make_user):
+    application = make_agents_app()
+    ann = make_user(acme, "ann@example.com")
+    make_user(globex, "ann@example.com")
+    agent_id = make_agent(application, acme, ann)
+    client, _ = _signed_in(application, acme, "ann@example.com")
+    token = _csrf(client, f"/agents/{agent_id}")
+    refused = client.post(f"/agents/{agent_id}/versions", data={
+        "model": "gpt-4o", "system_prompt": "A long, carefully edited prompt.",
+        "variables": "[]", "tools": "[]", "temperature": "9", "csrf_token": token})
+    html = refused.get_data(as_text=True)
+    assert refused.status_code == 422
+    assert "A long, carefully edited prompt." in html and 'value="9"' in html
+    assert 'class="error" role="alert">Temperature is between 0 and 2.' in html
+    not_numbers = client.post(f"/agents/{agent_id}/versions", data={
+        "model": "gpt-4o", "system_prompt": "Kept too.", "max_output_tokens": "lots",
+        "csrf_token": token})
+    page = not_numbers.get_data(as_text=True)
+    assert not_numbers.status_code == 422 and "Kept too." in page
+    assert "max_output_tokens" not in page.split("<main")[1].split("<form")[0]

@@ -1,41 +1,12 @@
 """A real browser (Playwright driving Debian's chromium) sees each tenant's branding."""
 
-import shutil
-import threading
-
 import pytest
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed (apt-get install "
-                                                "chromium); CI installs it"),
-]
-# Flags the sandboxed CI machine needs: no sandbox as root, no background network calls.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
+from tests import browser_support as bs
 
-
-@pytest.fixture
-def live_server(app):
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_port
-    server.shutdown()
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
+pytestmark = [pytest.mark.browser, bs.needs_chromium]
+CHROMIUM, CHROMIUM_ARGS = bs.CHROMIUM, bs.CHROMIUM_ARGS  # other tests import these from here
+browser, live_server = bs.browser, bs.live_server  # the shared fixtures
 
 
 def test_login_pages_show_two_brandings(live_server, browser, platform, acme, make_user,

@@ -89,7 +89,10 @@ def test_reseller_edits_branding_in_a_form(app, acme, make_user):
             "accent_color": "#445566", "support_email": "", "logo_url": "",
             "license_key_prefix": "ACME"}
     assert acme.client.post("/settings/branding", data=form).status_code == 302
-    assert "--brand-primary: #112233" in acme.client.get("/").get_data(as_text=True)
+    # The colours reach every page through the tenant's theme stylesheet.
+    home = acme.client.get("/").get_data(as_text=True)
+    theme = re.search(r'href="(/theme\.css\?v=[0-9a-f]+)"', home).group(1)
+    assert "--brand-primary:#112233" in acme.client.get(theme).get_data(as_text=True)
     bad = acme.client.post("/settings/branding", data={**form, "primary_color": "blue"})
     assert bad.status_code == 422
 

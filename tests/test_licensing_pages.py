@@ -65,8 +65,12 @@ def test_reseller_acts_on_a_license_from_its_page(app, acme, make_user):
     login(acme, "owner@acme.example")
     token = _csrf(acme, f"/licensing/licenses/{lic.id}")
     acme.client.post(f"/licensing/licenses/{lic.id}/suspend", data={"csrf_token": token})
-    assert "<td>suspended</td>" in acme.client.get(
-        f"/licensing/licenses/{lic.id}").get_data(as_text=True)
+    page = acme.client.get(f"/licensing/licenses/{lic.id}").get_data(as_text=True)
+    assert '<span class="badge bad">suspended</span>' in page
+    # Only the actions that apply: a suspended license is reinstated, not suspended again.
+    actions = page.split('data-testid="license-actions"')[1].split("</div>")[0]
+    assert ">Reinstate<" in actions and ">Suspend<" not in actions
+    assert 'data-confirm="Revoke this license' in actions
     refused = acme.client.post(f"/licensing/licenses/{lic.id}/suspend", data={})
     assert refused.status_code == 400  # no CSRF token
 
@@ -84,3 +88,30 @@ def test_customers_see_their_own_licenses_and_not_reseller_pages(app, acme, glob
     assert mine.key in page and theirs.key not in page and lookalike.key not in page
     assert acme.client.get("/licensing/licenses").status_code == 403
     assert 'href="/my/licenses"' in acme.client.get("/my/licenses").get_data(as_text=True)
+
+
+def test_a_refused_policy_shows_the_error_by_its_field_and_keeps_the_input(app, acme,
+                                                                           globex, make_user):
+    make_user(acme, "owner@acme.example", role="RESELLER")
+    make_user(globex, "owner@acme.example", role="RESELLER")
+    make_license(app, acme)
+    login(acme, "owner@acme.example")
+    page = acme.client.get("/licensing/policies").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    product_id = re.search(r'<option value="([^"]+)"', page).group(1)
+    refused = acme.client.post("/licensing/policies", data={
+        "csrf_token": token, "product_id": product_id, "name": "Studio seats",
+        "max_machines": "5", "heartbeat_interval_seconds": "600"})
+    html = refused.get_data(as_text=True)
+    assert refused.status_code == 422
+    error = re.search(r'<div class="field-error" id="max_machines-error">([^<]+)<', html)
+    assert error and error.group(1).startswith("Maximum machines: a node-locked policy")
+    assert "max_machines:" not in html
+    assert 'value="Studio seats"' in html and 'value="600"' in html and 'value="5"' in html
+    assert 'class="error" role="alert"' in html
+    # Nothing was created, here or at the look-alike tenant.
+    login(globex, "owner@acme.example")
+    assert "Studio seats" not in globex.client.get("/licensing/policies").get_data(as_text=True)
+    login(acme, "owner@acme.example")
+    listing = acme.client.get("/licensing/policies").get_data(as_text=True)
+    assert listing.count("Studio seats") == 0

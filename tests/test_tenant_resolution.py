@@ -1,5 +1,7 @@
 """Host → tenant: every request is resolved from its Host header, never a default tenant."""
 
+import re
+
 import pytest
 
 from tenants.hosts import normalise_host
@@ -33,8 +35,10 @@ def test_platform_and_reseller_hosts_serve_their_own_branding(app, platform, acm
     page = acme.client.get("/login")
     assert page.status_code == 200
     assert _brand(page) == "Acme Agents"
-    assert "--brand-primary: #e11d48" in page.get_data(as_text=True)
-    assert "Albedo" not in page.get_data(as_text=True)
+    html = page.get_data(as_text=True)
+    theme = re.search(r'href="(/theme\.css\?v=[0-9a-f]+)"', html).group(1)
+    assert "--brand-primary:#e11d48" in acme.client.get(theme).get_data(as_text=True)
+    assert "Albedo" not in html
 
 
 def test_port_uppercase_and_trailing_dot_resolve_to_the_same_tenant(app, acme):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields, post_dump, validate
 
+from app.agents import customer_view
 from app.agents.models import EXECUTION_STATUSES
 from app.agents.usage import DIMENSIONS
 from app.agents.usage import MAX_DAYS as MAX_USAGE_DAYS
@@ -81,7 +82,7 @@ class ExecutionSchema(Schema):
     id = fields.UUID()
     agent_id = fields.UUID()
     version = fields.Integer(attribute="version_number")
-    model = fields.String()
+    model = fields.String(metadata={"description": "The provider's model (resellers only)."})
     conversation_id = fields.UUID(allow_none=True)
     status = fields.String()
     input = fields.String()
@@ -98,6 +99,11 @@ class ExecutionSchema(Schema):
     started_at = fields.DateTime(allow_none=True)
     first_token_at = fields.DateTime(allow_none=True)
     finished_at = fields.DateTime(allow_none=True)
+
+    @post_dump
+    def _for_customers(self, data, **_kwargs):
+        # A customer's answer names the agent, not the provider's model or cost.
+        return customer_view.strip_execution(data)
 
     def _error(self, execution):
         if not execution.error_code:
@@ -145,7 +151,9 @@ class UsageTotalsSchema(Schema):
     prompt_tokens = fields.Integer()
     completion_tokens = fields.Integer()
     total_tokens = fields.Integer()
-    cost_micros = fields.Integer(metadata={"description": "Millionths of the currency unit."})
+    cost_micros = fields.Integer(metadata={
+        "description": "Millionths of the currency unit; resellers only (a customer's answer "
+                       "has no cost)."})
 
 
 class UsageDaySchema(UsageTotalsSchema):
@@ -164,6 +172,11 @@ class UsageSchema(Schema):
     items = fields.List(fields.Nested(UsageDaySchema), metadata={
         "description": "One row per day (and key) with executions, oldest first."})
     totals = fields.Nested(UsageTotalsSchema, metadata={"description": "The whole window."})
+
+    @post_dump
+    def _for_customers(self, data, **_kwargs):
+        # Costs are what the provider charged the reseller: not shown to its customers.
+        return customer_view.strip_usage(data)
 
 
 class ConversationListArgsSchema(CursorArgsSchema):

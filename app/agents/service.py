@@ -130,7 +130,7 @@ def create_version(caller: Caller, agent: Agent, *, model: str, system_prompt: s
     if not 0 <= float(temperature) <= 2:
         raise ApiError(422, "invalid_version", "Temperature is between 0 and 2.")
     if not 1 <= int(max_output_tokens) <= 128_000:
-        raise ApiError(422, "invalid_version", "max_output_tokens is between 1 and 128000.")
+        raise ApiError(422, "invalid_version", "Max output tokens is between 1 and 128000.")
     declared = templating.validate_declarations(system_prompt, variables or [])
     from app.agents.tools import validate_tools
 

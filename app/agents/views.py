@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from types import SimpleNamespace
 
 from flask import (
     Blueprint,
@@ -18,7 +19,7 @@ from flask import (
 )
 from flask_login import current_user, login_required
 
-from app.agents import executions, provider_settings, service, streaming, usage
+from app.agents import customer_view, executions, provider_settings, service, streaming, usage
 from app.agents.models import EXECUTION_STATUSES, Agent, AgentVersion, Execution
 from app.agents.quotas import usage_of
 from app.agents.service import Caller
@@ -41,8 +42,9 @@ def _version_from_form() -> dict:
         temperature = float(request.form.get("temperature") or 0.7)
         max_tokens = int(request.form.get("max_output_tokens") or 1024)
     except ValueError:
-        raise ApiError(422, "invalid_version", "Variables and tools are JSON lists; "
-                                               "temperature and max tokens are numbers.") from None
+        raise ApiError(422, "invalid_version",
+                       "Temperature and max output tokens must be numbers; "
+                       "variables and tools, JSON lists.") from None
     if not isinstance(variables, list) or not isinstance(tools, list):
         raise ApiError(422, "invalid_version", "Variables and tools are JSON lists.")
     return {"model": request.form.get("model") or DEFAULT_MODEL,
@@ -83,6 +85,28 @@ def editor(agent_id: uuid.UUID):
                            can_edit=can_edit, latest=versions[0] if versions else None)
 
 
+def _submitted_version(fallback: AgentVersion | None) -> SimpleNamespace:
+    """What the editor form sent, shaped like a version, so a refused save shows it again
+    instead of the last saved version (a bad temperature must not wipe an edited prompt).
+    JSON that does not parse falls back to the saved lists."""
+    form = request.form
+
+    def json_list(name: str) -> list:
+        try:
+            value = json.loads(form.get(name) or "[]")
+        except ValueError:
+            value = None
+        if isinstance(value, list):
+            return value
+        return list(getattr(fallback, name, None) or [])
+
+    return SimpleNamespace(
+        model=form.get("model", ""), system_prompt=form.get("system_prompt", ""),
+        variables=json_list("variables"), tools=json_list("tools"),
+        temperature=form.get("temperature", ""),
+        max_output_tokens=form.get("max_output_tokens", ""))
+
+
 @bp.post("/<uuid:agent_id>/versions")
 @login_required
 def new_version(agent_id: uuid.UUID):
@@ -96,8 +120,31 @@ def new_version(agent_id: uuid.UUID):
         flash(f"Saved version {version.number}.")
     except ApiError as exc:
         db.session.rollback()
-        flash(exc.message)
+        flash(_in_product_words(exc), "error")
+        agent = service.get_agent(caller, agent_id, for_edit=True)
+        versions = db.session.scalars(service.list_versions(agent)
+                                      .order_by(AgentVersion.number.desc())).all()
+        return render_template(
+            "agents/editor.html", agent=agent, versions=versions, can_edit=True,
+            latest=_submitted_version(versions[0] if versions else None)), exc.status
     return redirect(url_for(".editor", agent_id=agent_id))
+
+
+_FIELD_WORDS = {"temperature": "Temperature", "max_output_tokens": "Max output tokens",
+                "system_prompt": "System prompt", "model": "Model", "variables": "Variables",
+                "tools": "Tools", "name": "Name", "slug": "Slug"}
+
+
+def _in_product_words(exc: ApiError) -> str:
+    """The service's message, with per-field details named as the form names them."""
+    fields = exc.details.get("fields") if isinstance(exc.details, dict) else None
+    if not isinstance(fields, dict) or not fields:
+        return exc.message
+    parts = []
+    for name, problem in fields.items():
+        text = problem if isinstance(problem, str) else "; ".join(map(str, problem))
+        parts.append(f"{_FIELD_WORDS.get(name, name.replace('_', ' ').capitalize())}: {text}")
+    return " ".join(parts)
 
 
 @bp.post("/<uuid:agent_id>/publish")
@@ -159,15 +206,21 @@ def history():
                                status=status if status in EXECUTION_STATUSES else None)
     rows = db.session.scalars(stmt.order_by(Execution.created_at.desc()).limit(100)).all()
     names = {a.id: a.name for a in db.session.scalars(service.visible_agents(caller))}
+    # provider_details: whether this reader may see the provider's model and cost.
     return render_template("agents/history.html", rows=rows, names=names,
-                           statuses=EXECUTION_STATUSES, status=status)
+                           statuses=EXECUTION_STATUSES, status=status,
+                           provider_details=customer_view.sees_provider_details(caller.role))
 
 
 @bp.get("/executions/<uuid:execution_id>")
 @login_required
 def execution_detail(execution_id: uuid.UUID):
-    execution = executions.get_execution(_caller(), execution_id)
-    return render_template("agents/execution.html", e=execution)
+    caller = _caller()
+    execution = executions.get_execution(caller, execution_id)
+    agent = db.session.get(Agent, execution.agent_id)
+    return render_template("agents/execution.html", e=execution,
+                           agent_name=agent.name if agent else "—",
+                           provider_details=customer_view.sees_provider_details(caller.role))
 
 
 @bp.get("/usage")
@@ -192,7 +245,8 @@ def usage_page():
         customers = {emails.get(k, k): v for k, v in customers.items()}
     peak = max((r.executions for r in per_day), default=0)
     return render_template("agents/usage.html", per_day=per_day, peak=peak,
-                           customers=customers, quota=usage_of(caller.user_id))
+                           customers=customers, quota=usage_of(caller.user_id),
+                           provider_details=customer_view.sees_provider_details(caller.role))
 
 
 @bp.route("/provider", methods=["GET", "POST"])

@@ -116,11 +116,37 @@ def stripe_config() -> StripeConfig | None:
     return cache["config"]
 
 
+def _caller_role() -> str | None:
+    from flask import g, has_request_context
+    from flask_login import current_user
+
+    if not has_request_context():
+        return None
+    if "principal" in g:
+        return g.principal.role
+    if current_user and current_user.is_authenticated:
+        return current_user.role
+    return None
+
+
+def not_configured_message() -> str:
+    """What to say when Stripe is not set up: the setting names to an operator or reseller,
+    a neutral sentence naming the seller to a customer (who can do nothing about it)."""
+    from tenants.context import current_or_none
+
+    role = _caller_role()
+    if role in ("ADMIN", "RESELLER"):
+        return ("Billing is not configured on this platform: set STRIPE_SECRET_KEY "
+                "and STRIPE_WEBHOOK_SECRETS.")
+    tenant = current_or_none()
+    seller = tenant.display_name if tenant else "your provider"
+    contact = f" at {tenant.support_email}" if tenant and tenant.support_email else ""
+    return f"Payments are not available yet; contact {seller}{contact}."
+
+
 def require_stripe() -> StripeConfig:
     """The configuration, or the clear 409 every billing endpoint answers without it."""
     config = stripe_config()
     if config is None:
-        raise ApiError(409, "billing_not_configured",
-                       "Billing is not configured on this platform: set STRIPE_SECRET_KEY "
-                       "and STRIPE_WEBHOOK_SECRETS.")
+        raise ApiError(409, "billing_not_configured", not_configured_message())
     return config

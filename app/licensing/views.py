@@ -38,11 +38,32 @@ customer_bp = Blueprint("my_licenses", __name__)
 PAGE_SIZE = 50
 
 
-def _fail(exc: ApiError) -> None:
-    db.session.rollback()
+# The forms' own words for the services' field names, so "max_machines:" never shows.
+FIELD_LABELS = {
+    "name": "Name", "code": "Code", "entitlements": "Entitlements", "product_id": "Product",
+    "policy_id": "Policy", "duration_days": "Duration", "expiry_strategy": "When expired",
+    "grace_period_seconds": "Grace period", "max_machines": "Maximum machines",
+    "heartbeat_interval_seconds": "Heartbeat interval",
+    "max_executions_per_period": "Maximum executions", "customer_email": "Customer email",
+    "count": "How many", "expires_at": "Expiry", "execution_period_seconds": "Period",
+}
+
+
+def field_errors(exc: ApiError) -> dict[str, str]:
+    """The service's per-field problems, each a sentence starting with its label."""
     fields = exc.details.get("fields") if isinstance(exc.details, dict) else None
-    extra = "; ".join(f"{k}: {v}" for k, v in (fields or {}).items())
-    flash(f"{exc.message} {extra}".strip())
+    out = {}
+    for name, problem in (fields or {}).items():
+        text = problem if isinstance(problem, str) else "; ".join(map(str, problem))
+        label = FIELD_LABELS.get(name, name.replace("_", " ").capitalize())
+        out[name] = f"{label}: {text[:1].lower()}{text[1:]}".rstrip(".") + "."
+    return out
+
+
+def _fail(exc: ApiError) -> None:
+    """A refused action, flashed in the error style and in the form's words."""
+    db.session.rollback()
+    flash(" ".join([exc.message, *field_errors(exc).values()]).strip(), "error")
 
 
 def _int_or_none(value: str | None) -> int | None:
@@ -61,9 +82,17 @@ def _page_args() -> tuple[str | None, int]:
     return request.args.get("cursor") or None, PAGE_SIZE
 
 
+def _refused(exc: ApiError) -> tuple[dict[str, str], str]:
+    """A form refused by a service: its errors by field (shown next to the fields, with what
+    was typed kept) and the sentence for the top of the form."""
+    db.session.rollback()
+    return field_errors(exc), exc.message
+
+
 @bp.route("/products", methods=["GET", "POST"])
 @require_role("RESELLER")
 def products():
+    errors, message, status = {}, None, 200
     if request.method == "POST":
         form = request.form
         try:
@@ -73,16 +102,18 @@ def products():
                                                  if e.strip()])
             db.session.commit()
             flash("Product created.")
+            return redirect(url_for(".products"))
         except ApiError as exc:
-            _fail(exc)
-        return redirect(url_for(".products"))
+            (errors, message), status = _refused(exc), 422
     rows = db.session.scalars(select(Product).order_by(Product.created_at.desc())).all()
-    return render_template("licensing/products.html", products=rows)
+    return render_template("licensing/products.html", products=rows, errors=errors,
+                           message=message, values=request.form), status
 
 
 @bp.route("/policies", methods=["GET", "POST"])
 @require_role("RESELLER")
 def policies():
+    errors, message, status = {}, None, 200
     if request.method == "POST":
         form = request.form
         try:
@@ -100,13 +131,15 @@ def policies():
             service.create_policy(product, data)
             db.session.commit()
             flash("Policy created.")
+            return redirect(url_for(".policies"))
         except (ApiError, ValueError) as exc:
-            _fail(exc if isinstance(exc, ApiError) else
-                  ApiError(422, "validation_failed", "Numbers must be whole numbers."))
-        return redirect(url_for(".policies"))
+            (errors, message), status = _refused(
+                exc if isinstance(exc, ApiError) else
+                ApiError(422, "validation_failed", "The numbers must be whole numbers.")), 422
     rows = db.session.scalars(select(Policy).order_by(Policy.created_at.desc())).all()
     products_ = db.session.scalars(select(Product).order_by(Product.name)).all()
-    return render_template("licensing/policies.html", policies=rows, products=products_)
+    return render_template("licensing/policies.html", policies=rows, products=products_,
+                           errors=errors, message=message, values=request.form), status
 
 
 @bp.route("/licenses")

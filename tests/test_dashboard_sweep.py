@@ -1,0 +1,66 @@
+"""Every page in each role's navigation, at 1280 and 375 px: it fits the window, logs no
+console error, and axe-core finds no serious or critical accessibility violation."""
+
+import pytest
+
+from tests import browser_support as bs
+from tests.dashboard_data import seed_dashboard
+
+browser, live_server = bs.browser, bs.live_server  # the shared fixtures
+
+pytestmark = [pytest.mark.browser, bs.needs_chromium]
+
+# Named, narrow exceptions, each with the reason it is not fixed here: these templates are
+# rewritten by other parts of issue 12 in another branch (audit log: item 8; execution
+# history: item 9), whose filters get their labels there.
+KNOWN = {("/audit", "axe: select-name"): "templates/auth/audit.html, issue 12 item 8",
+         ("/agents/executions", "axe: select-name"): "templates/agents/history.html, item 9"}
+
+
+EXPECTED = {
+    "ADMIN": ["/", "/admin/resellers", "/admin/outbox", "/audit", "/settings/api-keys"],
+    "RESELLER": ["/settings/branding", "/settings/domains", "/licensing/licenses",
+                 "/licensing/policies", "/licensing/products", "/api/docs", "/agents",
+                 "/integrations", "/billing"],
+    "USER": ["/agents", "/my/licenses", "/settings/api-keys", "/api/docs", "/billing",
+             "/account"],
+}
+
+
+def _known(problem: str) -> bool:
+    return any(f"{path} @" in problem and what in problem for path, what in KNOWN)
+
+
+@pytest.mark.parametrize("role", ["ADMIN", "RESELLER", "USER"])
+def test_every_navigation_page_fits_and_passes_axe(app, platform, acme, globex, make_user,
+                                                   live_server, browser, role):
+    accounts = seed_dashboard(app, platform, acme, globex, make_user)
+    site, email = accounts[role]
+    checked: list[str] = []
+    problems = [p for p in bs.sweep(browser, f"http://{site.host}:{live_server}", email,
+                                    checked=checked) if not _known(p)]
+    assert problems == [], "\n".join(problems)
+    # The sweep reached the pages behind the navigation too (tabs, detail pages, docs).
+    assert set(EXPECTED[role]) <= set(checked), sorted(checked)
+
+
+def test_signed_out_pages_fit_and_pass_axe(app, platform, acme, globex, make_user,
+                                           live_server, browser):
+    seed_dashboard(app, platform, acme, globex, make_user)
+    context = browser.new_context()
+    page = context.new_page()
+    watch = bs.PageWatch()
+    watch.attach(page)
+    problems = []
+    for width in bs.WIDTHS:
+        page.set_viewport_size({"width": width, "height": 900})
+        # The platform takes no sign-ups; an unknown page is a 404 by design (its page is
+        # still checked for layout and accessibility).
+        for site, paths in ((platform, ("/login", "/forgot-password", "/no-such-page")),
+                            (acme, ("/login", "/signup", "/forgot-password", "/no-such-page"))):
+            for path in paths:
+                url = f"http://{site.host}:{live_server}{path}"
+                problems += [p for p in bs.check_page(page, url, watch)
+                             if not (path == "/no-such-page" and "404" in p)]
+    context.close()
+    assert problems == [], "\n".join(problems)

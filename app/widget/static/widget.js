@@ -36,8 +36,11 @@
   var VISITOR = visitorId();
 
   var CSS = [
-    ":host{all:initial;font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;",
-    "font-size:15px;line-height:1.4;color:#111827;--p:#111827;--a:#6366f1}",
+    // Set on our own top nodes, not inherited from the host element: the page's styles
+    // (even !important ones) can reach the host element, never the nodes inside the root.
+    ":host{all:initial;--p:#111827;--a:#6366f1}",
+    ".panel,.launcher{font:15px/1.4 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;",
+    "color:#111827;text-align:left;letter-spacing:normal}",
     "*{box-sizing:border-box}",
     ".launcher{position:fixed;right:16px;bottom:16px;z-index:2147483000;width:56px;height:56px;",
     "border-radius:50%;border:0;background:var(--p);color:#fff;cursor:pointer;",
@@ -247,7 +250,7 @@
   function start(look) {
     config = look;
     host.style.setProperty("--p", look.primary_color);
-    root.host.style.setProperty("--a", look.accent_color);
+    host.style.setProperty("--a", look.accent_color);
     title.textContent = look.name;
     input.setAttribute("placeholder", look.placeholder);
     if (look.logo_url) {

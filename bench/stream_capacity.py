@@ -143,6 +143,21 @@ def _workers_rss_kb(master: int) -> int:
     return total
 
 
+def _workers_cpu_seconds(master: int) -> float:
+    total = 0
+    for child in Path(f"/proc/{master}/task/{master}/children").read_text().split():
+        fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _idle_cpu(master: int, seconds: float = 5.0) -> float:
+    """The workers' CPU use (% of one core) while nothing but the held streams happens."""
+    before = _workers_cpu_seconds(master)
+    time.sleep(seconds)
+    return round((_workers_cpu_seconds(master) - before) / seconds * 100, 1)
+
+
 def _healthz(port: int, probes: int) -> dict:
     latencies = []
     for _ in range(probes):
@@ -225,18 +240,18 @@ async def _hold(port: int, key: str, ids: list[str], count: int, conn, stop) -> 
     conn.send({"opened": len(opened), "failed": failures,
                "open_seconds": round(time.perf_counter() - started, 2)})
 
-    async def drain(reader) -> bool:  # read heartbeats until told to stop; True if still open
-        while not stop.is_set():
-            try:
-                chunk = await asyncio.wait_for(reader.read(4096), 0.5)
-            except TimeoutError:
-                continue
-            if not chunk:
-                return False
-        return True
+    async def drain(reader) -> None:  # read heartbeats until the server ends the stream
+        while await reader.read(4096):
+            pass
 
-    alive = await asyncio.gather(*(drain(r) for r, _ in opened))
-    conn.send({"held_to_the_end": sum(alive)})
+    # One task per stream, blocked in read (no timers: the holder must not compete with the
+    # server for the CPU more than reading the heartbeats costs).
+    tasks = [asyncio.create_task(drain(r)) for r, _ in opened]
+    while not stop.is_set():
+        await asyncio.sleep(0.5)
+    conn.send({"held_to_the_end": sum(not t.done() for t in tasks)})
+    for task in tasks:
+        task.cancel()
     for _, writer in opened:
         writer.close()
 
@@ -265,7 +280,8 @@ def main() -> None:
         key, ids = seeded["key"], seeded["executions"]
         _api_throughput(port, key, 2, args.clients)  # warm-up: connections, caches
         rss_before = _workers_rss_kb(proc.pid)
-        baseline = {"healthz": _healthz(port, args.probes),
+        baseline = {"idle_workers_cpu_percent": _idle_cpu(proc.pid),
+                    "healthz": _healthz(port, args.probes),
                     "api_get": _api_throughput(port, key, args.seconds, args.clients)}
 
         parent, child = multiprocessing.Pipe()
@@ -276,7 +292,8 @@ def main() -> None:
         opened = parent.recv()
         time.sleep(1)  # let the last subscriptions settle before measuring
         rss_with = _workers_rss_kb(proc.pid)
-        loaded = {"healthz": _healthz(port, args.probes),
+        loaded = {"idle_workers_cpu_percent": _idle_cpu(proc.pid),
+                  "healthz": _healthz(port, args.probes),
                   "api_get": _api_throughput(port, key, args.seconds, args.clients)}
         stop.set()
         held = parent.recv()
@@ -296,6 +313,7 @@ def main() -> None:
             "baseline_without_streams": baseline,
             "with_streams": loaded,
             "api_throughput_ratio": round(ratio, 3),
+            "machine_load_average": os.getloadavg(),
             "memory": {"workers_rss_kb_before": rss_before, "workers_rss_kb_with": rss_with,
                        "kb_per_stream": round(per_stream, 1) if per_stream is not None
                        else None},

@@ -62,6 +62,10 @@ def _shop_server(site_base: str) -> ThreadingHTTPServer:
                     f'<script src="{site_base}/widget.js" data-key="{key}"{attrs} async>'
                     f"</script></body></html>").encode()
             self.send_response(200)
+            if query.get("csp"):  # a strict policy, as docs/widget.md tells hosts to write
+                self.send_header("Content-Security-Policy",
+                                 f"default-src 'self'; script-src {site_base}; "
+                                 f"connect-src {site_base}; style-src 'self'")
             self.send_header("Content-Type", "text/html")
             self.send_header("Content-Length", str(len(page)))
             self.end_headers()
@@ -110,13 +114,13 @@ def embedded(make_agents_app, fake, acme, globex, api_caller, test_environ):
     site.shutdown()
 
 
-def _url(env, origin: str, mode: str = "") -> str:
-    return f"{origin}/shop?key={env['key']['key']}&mode={mode}"
+def _url(env, origin: str, mode: str = "", csp: str = "") -> str:
+    return f"{origin}/shop?key={env['key']['key']}&mode={mode}&csp={csp}"
 
 
-def _page(env, origin: str, mode: str = "", **options):
+def _page(env, origin: str, mode: str = "", csp: str = "", **options):
     page = env["browser"].new_page(**options)
-    page.goto(_url(env, origin, mode))
+    page.goto(_url(env, origin, mode, csp))
     return page
 
 
@@ -169,10 +173,15 @@ def test_the_widget_streams_an_answer_and_keeps_the_conversation(embedded):
     assert box["x"] >= 0 and box["x"] + box["width"] <= 375
     assert phone.locator("textarea").is_visible() and phone.locator("form button").is_visible()
 
-    # Inline mode: rendered inside the page's element, no launcher.
-    inline = _page(env, env["allowed"], mode="inline")
+    # Inline mode: rendered inside the page's element, no launcher. The page has a strict
+    # Content-Security-Policy (no inline styles): the widget is still styled and works.
+    inline = _page(env, env["allowed"], mode="inline", csp="1")
     inline.locator("#chat .panel").wait_for(timeout=30_000)
     assert inline.locator(".launcher").count() == 0
+    assert inline.locator("header").evaluate("e => getComputedStyle(e).backgroundColor") == \
+        "rgb(15, 118, 110)"
+    # (A new browser context: a new visitor, so the greeting rather than the thread.)
+    inline.locator(".msg.assistant", has_text="Welcome to the shop!").wait_for(timeout=30_000)
 
 
 def test_other_origins_stale_tokens_and_revoked_keys_are_refused(embedded, at):

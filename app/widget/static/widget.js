@@ -87,9 +87,18 @@
 
   var host = el("div", { "data-chat-widget": "" });
   var root = host.attachShadow({ mode: "open" });
-  var style = el("style");
-  style.textContent = CSS;
-  root.appendChild(style);
+  // A constructed stylesheet where the browser has them: a strict Content-Security-Policy
+  // on the host page (no 'unsafe-inline' styles) does not block it as it would <style>.
+  if (root.adoptedStyleSheets !== undefined && window.CSSStyleSheet &&
+      "replaceSync" in CSSStyleSheet.prototype) {
+    var sheet = new CSSStyleSheet();
+    sheet.replaceSync(CSS);
+    root.adoptedStyleSheets = [sheet];
+  } else {
+    var style = el("style");
+    style.textContent = CSS;
+    root.appendChild(style);
+  }
   var panel = el("section", { "class": "panel " + (INLINE ? "inline" : "floating"),
                               role: INLINE ? "region" : "dialog", "aria-label": "Chat" });
   var header = el("header");

@@ -271,3 +271,18 @@ def test_the_widget_api_is_documented(app, acme):
     for path in ("/api/v1/widget/keys", "/api/v1/widget/keys/{key_id}/revoke",
                  "/api/v1/widget/embed/{key}/token", "/api/v1/widget/embed/{key}/chat"):
         assert path in spec["paths"], path
+
+
+def test_widget_settings_are_validated():
+    import pytest
+
+    from app.widget.config import WidgetConfig, WidgetConfigError
+
+    assert WidgetConfig.from_extra({}).token_seconds == 600
+    assert WidgetConfig.from_extra({"ALBEDO_WIDGET_TOKEN_SECONDS": "900"}).token_seconds == 900
+    for name, bad in (("ALBEDO_WIDGET_TOKEN_SECONDS", "901"),
+                      ("ALBEDO_WIDGET_TOKEN_SECONDS", "0"),
+                      ("ALBEDO_WIDGET_RATE_LIMIT_VISITOR", "lots"),
+                      ("ALBEDO_WIDGET_MONTHLY_EXECUTIONS", "-1")):
+        with pytest.raises(WidgetConfigError, match=name):
+            WidgetConfig.from_extra({name: bad})

@@ -6,14 +6,18 @@ Starts the app as `make serve` does (gunicorn --config gunicorn.conf.py: gevent 
 per core) on a seeded tenant with queued executions (no worker runs them, so their streams
 stay open and idle, sending a heartbeat every 15 s). Then, in the same run:
 
-1. baseline: /healthz latency (sequential probes, a new connection each) and the throughput of
-   a scoped API GET (GET /api/v1/agents with an API key, `--clients` keep-alive connections);
-2. opens N streams (GET /api/v1/executions/{id}/stream) from a separate process, each read
-   until its first event, and holds them;
-3. the same two measurements with the streams open, the workers' memory before and after
-   (RSS, so memory per stream), their idle CPU, and how many streams were still open;
-4. the baseline again after closing them: the ratio compares the throughput with streams
-   to the mean of the two baselines (the machine's load drifts; others share it).
+Two identical servers run side by side (the machine is shared and its load drifts, so a
+baseline measured a minute earlier is not comparable); measurements alternate between them
+in short windows:
+
+1. before: /healthz latency (sequential probes, a new connection each) and the throughput
+   of a scoped API GET (GET /api/v1/agents with an API key, `--clients` keep-alive
+   connections) on both, which calibrates the twins against each other;
+2. opens N streams (GET /api/v1/executions/{id}/stream) on one of them from a separate
+   process, each read until its first event, and holds them;
+3. the same measurements with the streams open, the workers' memory before and after (RSS,
+   so memory per stream), their idle CPU, and how many streams were still open at the end.
+   The throughput ratio is (streams server / reference) during, over the same before.
 
 Prints JSON. Targets (issue 14): 1,000 streams held, /healthz p99 <= 50 ms with them, API
 throughput with them >= 0.8 of the baseline. Uses SQLite and the embedded Redis in a temporary
@@ -160,7 +164,15 @@ def _idle_cpu(master: int, seconds: float = 5.0) -> float:
     return round((_workers_cpu_seconds(master) - before) / seconds * 100, 1)
 
 
-def _healthz(port: int, probes: int) -> dict:
+def _percentiles(latencies: list[float]) -> dict:
+    latencies = sorted(latencies)
+    return {"probes": len(latencies), "p50_ms": round(statistics.median(latencies), 2),
+            "p99_ms": round(latencies[max(int(len(latencies) * 0.99) - 1, 0)], 2),
+            "max_ms": round(latencies[-1], 2)}
+
+
+def _healthz(port: int, probes: int, raw: bool = False):
+    """/healthz latencies in ms (a new connection each, 10 ms apart)."""
     latencies = []
     for _ in range(probes):
         start = time.perf_counter()
@@ -170,10 +182,7 @@ def _healthz(port: int, probes: int) -> dict:
         conn.close()
         latencies.append((time.perf_counter() - start) * 1000)
         time.sleep(0.01)
-    latencies.sort()
-    return {"probes": probes, "p50_ms": round(statistics.median(latencies), 2),
-            "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 2),
-            "max_ms": round(latencies[-1], 2)}
+    return latencies if raw else _percentiles(latencies)
 
 
 def _api_client(args: tuple) -> None:
@@ -263,10 +272,42 @@ def _holder(port: int, key: str, ids: list[str], count: int, conn, stop) -> None
     asyncio.run(_hold(port, key, ids, count, conn, stop))
 
 
+def _interleaved(ports: dict[str, int], key: str, rounds: int, seconds: float,
+                 clients: int, probes: int) -> dict:
+    """Each server's /healthz latency and API throughput, measured in alternating short
+    windows (A, B, A, B…), so both see the same machine load however it drifts."""
+    done = {name: [] for name in ports}
+    latencies = {name: [] for name in ports}
+    for index in range(rounds):
+        order = list(ports) if index % 2 == 0 else list(reversed(ports))
+        for name in order:
+            done[name].append(_api_throughput(ports[name], key, seconds, clients))
+            latencies[name].append(_healthz(ports[name], max(probes // rounds, 1), raw=True))
+    answer = {}
+    for name in ports:
+        merged = sorted(v for batch in latencies[name] for v in batch)
+        answer[name] = {
+            "api_get_requests_per_s": round(sum(r["requests_per_s"] for r in done[name])
+                                            / rounds, 1),
+            "api_get_errors": sum(r["errors"] for r in done[name]),
+            "healthz": _percentiles(merged)}
+    return answer
+
+
+def _stop(proc: subprocess.Popen | None) -> None:
+    if proc is not None:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--streams", type=int, default=1000)
-    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--seconds", type=float, default=3.0, help="per measuring window")
+    parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--probes", type=int, default=300)
     args = parser.parse_args()
@@ -274,39 +315,44 @@ def main() -> None:
 
     instance = tempfile.mkdtemp(prefix="albedo-bench-streams-")
     env = _environment(instance)
-    proc = None
+    servers: list[subprocess.Popen] = []
+    holder = None
     try:
         seeded = _seed(env, 10)
-        port = _free_port()
-        proc, workers = _serve(port, env)
         key, ids = seeded["key"], seeded["executions"]
-        _api_throughput(port, key, 2, args.clients)  # warm-up: connections, caches
-        rss_before = _workers_rss_kb(proc.pid)
-        baseline = {"idle_workers_cpu_percent": _idle_cpu(proc.pid),
-                    "healthz": _healthz(port, args.probes),
-                    "api_get": _api_throughput(port, key, args.seconds, args.clients)}
+        ports = {"streams": _free_port(), "reference": _free_port()}
+        procs = {}
+        for name, port in ports.items():
+            procs[name], workers = _serve(port, env)
+            servers.append(procs[name])
+            _api_throughput(port, key, 2, args.clients)  # warm-up: connections, caches
+        master = procs["streams"].pid
+        measure = (key, args.rounds, args.seconds, args.clients, args.probes)
+        before = _interleaved(ports, key, *measure[1:])
+        rss_before = _workers_rss_kb(master)
+        idle_before = _idle_cpu(master)
 
         parent, child = multiprocessing.Pipe()
         stop = multiprocessing.Event()
-        holder = multiprocessing.Process(target=_holder,
-                                         args=(port, key, ids, args.streams, child, stop))
+        holder = multiprocessing.Process(
+            target=_holder, args=(ports["streams"], key, ids, args.streams, child, stop))
         holder.start()
         opened = parent.recv()
         time.sleep(1)  # let the last subscriptions settle before measuring
-        rss_with = _workers_rss_kb(proc.pid)
-        loaded = {"idle_workers_cpu_percent": _idle_cpu(proc.pid),
-                  "healthz": _healthz(port, args.probes),
-                  "api_get": _api_throughput(port, key, args.seconds, args.clients)}
+        rss_with = _workers_rss_kb(master)
+        idle_with = _idle_cpu(master)
+        during = _interleaved(ports, key, *measure[1:])
         stop.set()
         held = parent.recv()
         holder.join(30)
-        # The baseline again once the streams are gone: on a machine others share, the
-        # load drifts, and the mean of before and after cancels a steady drift.
-        after = {"healthz": _healthz(port, args.probes),
-                 "api_get": _api_throughput(port, key, args.seconds, args.clients)}
-        reference = (baseline["api_get"]["requests_per_s"]
-                     + after["api_get"]["requests_per_s"]) / 2
-        ratio = loaded["api_get"]["requests_per_s"] / reference if reference else 0
+
+        def rate(side: dict, name: str) -> float:
+            return side[name]["api_get_requests_per_s"]
+
+        # The target: the streams server's throughput against the stream-free figure measured
+        # in the same windows (the reference), corrected by how the twins compared before.
+        twins = rate(before, "streams") / rate(before, "reference")
+        ratio = rate(during, "streams") / rate(during, "reference") / twins
         per_stream = ((rss_with - rss_before) / opened["opened"]) if opened["opened"] else None
         print(json.dumps({
             "benchmark": "stream_capacity",
@@ -315,26 +361,29 @@ def main() -> None:
                        "database": "postgresql" if env.get("DATABASE_URL", "").startswith(
                            "postgres") else "sqlite", "redis": "REDIS_URL" if env.get(
                            "REDIS_URL") else "embedded"},
+            "method": "two identical servers; the API GET and /healthz measured in "
+                      f"{args.rounds} alternating {args.seconds}s windows on each, before and "
+                      "while one of them holds the streams",
             "streams": {"requested": args.streams, **opened, **held},
-            "baseline_without_streams": baseline,
-            "with_streams": loaded,
-            "baseline_after_closing_them": after,
+            "before_streams": before,
+            "with_streams": during,
+            "twins_ratio_before": round(twins, 3),
             "api_throughput_ratio": round(ratio, 3),
-            "machine_load_average": os.getloadavg(),
+            "idle_workers_cpu_percent": {"without_streams": idle_before,
+                                         "with_streams": idle_with},
             "memory": {"workers_rss_kb_before": rss_before, "workers_rss_kb_with": rss_with,
                        "kb_per_stream": round(per_stream, 1) if per_stream is not None
                        else None},
+            "machine_load_average": os.getloadavg(),
             "targets": {"streams_held": held["held_to_the_end"] >= args.streams,
-                        "healthz_p99_le_50ms": loaded["healthz"]["p99_ms"] <= 50,
+                        "healthz_p99_le_50ms": during["streams"]["healthz"]["p99_ms"] <= 50,
                         "api_ratio_ge_0_8": ratio >= 0.8},
         }, indent=2))
     finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        if holder is not None and holder.is_alive():
+            holder.kill()
+        for proc in servers:
+            _stop(proc)
         subprocess.run([sys.executable, "-c", "import sys; from app import embedded_redis; "
                         "embedded_redis.stop(sys.argv[1], save=False)", instance],
                        cwd=ROOT, env=env, check=False, capture_output=True)

@@ -39,14 +39,14 @@ def test_a_customer_creates_edits_and_revokes_a_widget_key(make_agents_app, acme
     client = _signed_in(application, acme, "ann@example.com")
     other = _signed_in(application, globex, "ann@example.com")
 
-    index = client.get("/widget")
+    index = client.get("/embed")
     assert index.status_code == 200 and "No widget keys yet." in index.get_data(as_text=True)
-    bad = client.post("/widget", data={"csrf_token": _csrf(client, "/widget"), "name": "Shop",
+    bad = client.post("/embed", data={"csrf_token": _csrf(client, "/embed"), "name": "Shop",
                                        "agent_id": str(agent_id),
                                        "allowed_origins": "not a site"})
     assert bad.status_code == 422 and "allowed_origins" in bad.get_data(as_text=True)
-    created = client.post("/widget", data={
-        "csrf_token": _csrf(client, "/widget"), "name": "Shop", "agent_id": str(agent_id),
+    created = client.post("/embed", data={
+        "csrf_token": _csrf(client, "/embed"), "name": "Shop", "agent_id": str(agent_id),
         "allowed_origins": "https://shop.example\nhttp://localhost:8080"})
     assert created.status_code == 302
     edit_path = created.headers["Location"]
@@ -57,7 +57,7 @@ def test_a_customer_creates_edits_and_revokes_a_widget_key(make_agents_app, acme
     assert "Albedo" not in page
 
     # The other tenant's customer with the same email sees nothing of it.
-    assert key not in other.get("/widget").get_data(as_text=True)
+    assert key not in other.get("/embed").get_data(as_text=True)
     assert other.get(edit_path).status_code == 404
 
     saved = client.post(edit_path, data={
@@ -75,7 +75,7 @@ def test_a_customer_creates_edits_and_revokes_a_widget_key(make_agents_app, acme
 
     revoked = client.post(edit_path + "/revoke", data={"csrf_token": _csrf(client, edit_path)})
     assert revoked.status_code == 302
-    assert "revoked" in client.get("/widget").get_data(as_text=True)
+    assert "revoked" in client.get("/embed").get_data(as_text=True)
     assert acme.client.post(f"/api/v1/widget/embed/{key}/token", json={
         "visitor_id": "visitor-0001"}, headers={"Origin": "https://shop.example"}
     ).status_code == 403
@@ -87,12 +87,12 @@ def test_a_reseller_makes_a_key_whose_usage_is_a_customers(make_agents_app, acme
     bob = make_user(acme, "bob@example.com")
     template = make_agent(application, acme, staff, role="RESELLER", slug="desk")
     client = _signed_in(application, acme, "staff@example.com")
-    page = client.get("/widget").get_data(as_text=True)
+    page = client.get("/embed").get_data(as_text=True)
     assert "bob@example.com" in page and "Whose usage" in page
-    created = client.post("/widget", data={
-        "csrf_token": _csrf(client, "/widget"), "name": "Bob's shop",
+    created = client.post("/embed", data={
+        "csrf_token": _csrf(client, "/embed"), "name": "Bob's shop",
         "agent_id": str(template), "owner_id": str(bob),
         "allowed_origins": "https://bob.example"})
     assert created.status_code == 302
     bob_client = _signed_in(application, acme, "bob@example.com")
-    assert "Bob&#39;s shop" in bob_client.get("/widget").get_data(as_text=True)
+    assert "Bob&#39;s shop" in bob_client.get("/embed").get_data(as_text=True)

@@ -18,7 +18,7 @@ from app.widget import keys
 from app.widget.api import shaped
 from app.widget.models import WidgetKey
 
-bp = Blueprint("widget_pages", __name__, url_prefix="/widget")
+bp = Blueprint("widget_pages", __name__, url_prefix="/embed")
 APPEARANCE_FIELDS = ("name", "primary_color", "accent_color", "logo_url", "greeting",
                      "placeholder")
 

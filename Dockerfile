@@ -7,7 +7,7 @@ COPY pyproject.toml README.md ./
 COPY app ./app
 COPY tenants ./tenants
 COPY jobs ./jobs
-COPY wsgi.py ./
+COPY wsgi.py gunicorn.conf.py ./
 COPY migrations ./migrations
 COPY templates ./templates
 # Editable: the app finds templates/ and migrations/ next to its packages in /app.
@@ -15,5 +15,5 @@ RUN pip install -e .
 USER albedo
 ENV ALBEDO_ENV=production FLASK_APP=wsgi
 EXPOSE 8000
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4", \
-     "--access-logfile", "-", "wsgi:app"]
+# gunicorn.conf.py: gevent workers, so open streams hold greenlets rather than threads.
+CMD ["gunicorn", "--config", "gunicorn.conf.py"]

@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 export FLASK_APP := wsgi
 
-.PHONY: run test lint stop worker migrate bench clean
+.PHONY: run serve test lint stop worker migrate bench clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Albedo needs Python 3.11 or 3.12 (python3.12, python3.11 or python3)"; exit 1; }
@@ -20,6 +20,13 @@ $(STAMP): pyproject.toml
 ## run: install, migrate, seed the demo, start a worker and serve http://localhost:5000
 run: $(STAMP)
 	ALBEDO_PUBLIC_PORT=$${PORT:-5000} $(BIN)/flask albedo dev --port $${PORT:-5000}
+
+## serve: the production server (gunicorn.conf.py, gevent) on $$PORT (8000), after migrating.
+## DATABASE_URL / REDIS_URL from the environment; with neither, the quick start's SQLite and
+## embedded Redis under instance/. Executions need a worker too (`make worker`).
+serve: $(STAMP)
+	$(BIN)/flask db upgrade
+	$(BIN)/gunicorn --config gunicorn.conf.py
 
 ## test: install dev dependencies and run the whole suite
 test: $(STAMP)

@@ -220,3 +220,7 @@ def _register_features(app: Flask) -> None:
     app.register_blueprint(licensing_views.bp)
     app.register_blueprint(licensing_views.customer_bp)
     licensing_views.register_nav(app)
+
+    from app import widget
+
+    widget.init_app(app)

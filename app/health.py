@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 from sqlalchemy import text
 
 from app.extensions import db
@@ -13,7 +13,11 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/healthz")
 def healthz():
-    return jsonify(status="ok")
+    from app.streamhub import open_streams
+
+    # streams: the event streams this process holds open (app/streamhub.py), a gauge for
+    # operators and for the tests that check a closed client's stream is released.
+    return jsonify(status="ok", streams=open_streams(current_app))
 
 
 @bp.get("/readyz")

@@ -95,15 +95,13 @@ def _chunks(execution_id: str, slug: str, created: int, include_usage: bool) -> 
     yield chunk({"role": "assistant", "content": ""})
     config = agents_config()
     deadline = time.monotonic() + config.timeout_seconds + 60
-    beat_ms = int(config.sse_heartbeat_seconds * 1000)  # same setting as the execution streams
-    after = "0"
-    while time.monotonic() < deadline:
-        events = streaming.read(execution_id, after, block_ms=beat_ms)
-        if not events:
+    # Same heartbeat as the execution streams; the process's stream hub does the waiting.
+    for events in streaming.follow(execution_id, "0", config.sse_heartbeat_seconds,
+                                   deadline - time.monotonic()):
+        if events is None:
             yield ": heartbeat\n\n"
             continue
-        for event_id, kind, data in events:
-            after = event_id
+        for _event_id, kind, data in events:
             if kind == "token":
                 yield chunk({"content": data["text"]})
             elif kind == "end":

@@ -120,6 +120,43 @@ def end_data(status: str, code: str | None = None,
     return data
 
 
+def follow(execution_id: str, after: str = "0", heartbeat_seconds: float = 15.0,
+           max_seconds: float = 600.0) -> Iterator[list[tuple[str, str, dict[str, Any]]] | None]:
+    """The execution's events in batches, from ``after`` on; None when ``heartbeat_seconds``
+    passed with nothing new. Ends after ``max_seconds``, when the client goes away or when the
+    worker shuts down (see app/streamhub.py).
+
+    What is already in the stream is read at once; then the stream waits on the process's
+    stream hub, which holds no Redis connection or thread for it. Closing this generator
+    (the caller returns, or the server closes the response) releases the subscription.
+    """
+    from flask import current_app, has_request_context, request
+
+    from app import streamhub
+
+    deadline = time.monotonic() + max_seconds
+    sock = streamhub.client_socket(request.environ) if has_request_context() else None
+    # Subscribed first, then caught up: nothing appended in between is missed, and the hub's
+    # copies of what the catch-up read are dropped by the subscription's cursor.
+    with streamhub.subscription(current_app._get_current_object(), _stream_key(execution_id),
+                                after, sock) as subscription:
+        while True:
+            events = read(execution_id, subscription.after)
+            if events:
+                subscription.after = events[-1][0]
+                yield events
+            if len(events) < 500:
+                break
+        while (left := deadline - time.monotonic()) > 0:
+            got = subscription.get(timeout=min(heartbeat_seconds, left))
+            if got in (streamhub.CLOSED, streamhub.SHUTDOWN):
+                return
+            if got is None:
+                yield None
+            elif got:
+                yield got
+
+
 def sse(execution_id: str, after: str = "0", heartbeat_seconds: float = 15.0,
         max_seconds: float = 600.0,
         finished: Callable[[], dict[str, Any] | None] | None = None) -> Iterator[str]:
@@ -130,13 +167,9 @@ def sse(execution_id: str, after: str = "0", heartbeat_seconds: float = 15.0,
     worker commits the outcome just before publishing it, and streams expire. The client then
     gets the end event made from the row instead of waiting forever or missing the status.
     """
-    deadline = time.monotonic() + max_seconds
-    # At least 1 ms: XREAD BLOCK 0 would wait forever and never beat.
-    block_ms = max(int(heartbeat_seconds * 1000), 1)
     yield "retry: 2000\n\n"
-    while time.monotonic() < deadline:
-        events = read(execution_id, after, block_ms=block_ms)
-        if not events:
+    for events in follow(execution_id, after, heartbeat_seconds, max_seconds):
+        if events is None:
             ending = finished() if finished is not None else None
             if ending is not None and not read(execution_id, after):
                 yield f"event: end\ndata: {json.dumps(ending)}\n\n"

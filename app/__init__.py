@@ -112,6 +112,12 @@ def _register_features(app: Flask) -> None:
     # is only a string; with the embedded default it starts the embedded Redis if needed.
     app.config["RATELIMIT_STORAGE_URI"] = limits.storage_uri(app.extensions["albedo.settings"])
     limits.init_app(app)
+    import tenants.web
+    from app.auth import generations, guard
+
+    generations.install()  # committed identity changes invalidate cached principals
+    limits.limiter.add_piggyback(tenants.web.confirm_tenant_generation)
+    limits.limiter.add_piggyback(guard.confirm_cached_principal)
     from app.api import conventions
 
     conventions.init_app(app)

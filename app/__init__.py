@@ -61,6 +61,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         RATELIMIT_KEY_PREFIX=settings.extra.get("ALBEDO_QUEUE_PREFIX", "") + "albedo-rl",
     )
     app.extensions["albedo.settings"] = settings
+    from app.api.no_session import PageOnlySessionInterface
+
+    app.session_interface = PageOnlySessionInterface()
 
     from app import logs
 

@@ -157,19 +157,35 @@ class OneTripLimiter(Limiter):
                 or endpoint.split(".")[-1] == "static"
                 or any(fn() for fn in self._request_filters)):
             return []
-        if callable_name:
-            name = callable_name
-        else:
-            view_func = flask.current_app.view_functions.get(endpoint)
-            name = get_qualified_name(view_func) if view_func else ""
-        marked = name in self._marked_for_limiting or self.limit_manager.has_hints(endpoint)
-        defaults, decorated = self.limit_manager.resolve_limits(
-            flask.current_app, endpoint, flask.request.blueprint, name, in_middleware, marked)
+        defaults, decorated = self._resolved(endpoint, callable_name, in_middleware)
         context = self.context
         fresh = OrderedSet(defaults) - context.seen_limits
         context.seen_limits.update(defaults)
         return [lim for lim in sorted([*fresh, *decorated], key=lambda x: x.limit)
                 if not (lim.is_exempt or lim.method_exempt)]
+
+    def _resolved(self, endpoint: str, callable_name: str | None, in_middleware: bool):
+        """flask-limiter's limits of an endpoint (parsed from their strings, exemptions
+        applied), kept per app and settings object: resolving them again was a tenth of a
+        warm request. So a limit given as a callable is read again when the app's settings
+        object changes (Albedo's budgets come from settings), not on every request."""
+        app = flask.current_app
+        blueprint = flask.request.blueprint
+        settings = app.extensions.get("albedo.settings")
+        key = (endpoint, blueprint, callable_name, in_middleware)
+        cache = app.extensions.setdefault("albedo.resolved_limits", {})
+        entry = cache.get(key)
+        if entry is None or entry[0] is not settings:
+            if callable_name:
+                name = callable_name
+            else:
+                view_func = app.view_functions.get(endpoint)
+                name = get_qualified_name(view_func) if view_func else ""
+            marked = name in self._marked_for_limiting or self.limit_manager.has_hints(endpoint)
+            defaults, decorated = self.limit_manager.resolve_limits(
+                app, endpoint, blueprint, name, in_middleware, marked)
+            entry = cache[key] = (settings, list(defaults), list(decorated))
+        return entry[1], entry[2]
 
     # --- evaluation ---------------------------------------------------------------------------
 

@@ -53,12 +53,16 @@ def create_app(settings: Settings | None = None) -> Flask:
         # tenant (in the reseller's name), with Swagger UI from a pinned package, no CDN.
         OPENAPI_URL_PREFIX=None,
         RATELIMIT_STRATEGY="sliding-window-counter",
-        RATELIMIT_HEADERS_ENABLED=True,
+        # X-RateLimit-* come from app.api.budgets, out of the budgets' own round trip.
+        RATELIMIT_HEADERS_ENABLED=False,
         RATELIMIT_SWALLOW_ERRORS=True,
         RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
         RATELIMIT_KEY_PREFIX=settings.extra.get("ALBEDO_QUEUE_PREFIX", "") + "albedo-rl",
     )
     app.extensions["albedo.settings"] = settings
+    from app.api.no_session import PageOnlySessionInterface
+
+    app.session_interface = PageOnlySessionInterface()
 
     from app import logs
 
@@ -110,6 +114,12 @@ def _register_features(app: Flask) -> None:
     # is only a string; with the embedded default it starts the embedded Redis if needed.
     app.config["RATELIMIT_STORAGE_URI"] = limits.storage_uri(app.extensions["albedo.settings"])
     limits.init_app(app)
+    import tenants.web
+    from app.auth import generations, guard
+
+    generations.install()  # committed identity changes invalidate cached principals
+    limits.limiter.add_piggyback(tenants.web.confirm_tenant_generation)
+    limits.limiter.add_piggyback(guard.confirm_cached_principal)
     from app.api import conventions
 
     conventions.init_app(app)

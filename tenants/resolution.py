@@ -116,6 +116,14 @@ class TenantResolver:
                 log.warning("could not publish tenant cache invalidation", exc_info=True)
         self._generation_checked = 0.0
 
+    def observe_generation(self, value: int) -> bool:
+        """Adopt a generation read elsewhere (the rate budgets' round trip reads it with every
+        request's budgets); True when it moved, so that entries read before are reloaded."""
+        moved = value != self._generation
+        self._generation = value
+        self._generation_checked = time.monotonic()
+        return moved
+
     def _redis(self):
         return self._redis_getter() if self._redis_getter else None
 

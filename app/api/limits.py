@@ -5,7 +5,9 @@ credential (each API key or token, default 600/minute) and per tenant (default 3
 sign-in, token and password-reset endpoints add a stricter per-IP budget (default 10/minute).
 Each is configurable (ALBEDO_RATE_LIMIT_IP / _CREDENTIAL / _TENANT / _AUTH). The strategy is
 limits' sliding-window counter: two counters per key, so each check is one small Redis
-script of constant cost whatever the limit (a moving window keeps one entry per hit).
+script of constant cost whatever the limit (a moving window keeps one entry per hit). All the
+budgets of a request are taken in one Redis round trip (``app.api.budgets``), which also
+confirms a cached credential is still current.
 
 When Redis is unreachable, limits fall back to in-memory counters in each process rather than
 failing requests: an outage of the limiter's storage should not become an outage of the API,
@@ -18,8 +20,9 @@ from __future__ import annotations
 import hashlib
 
 from flask import current_app, request
-from flask_limiter import Limit, Limiter
+from flask_limiter import Limit
 
+from app.api.budgets import OneTripLimiter
 from app.settings import Settings
 from tenants.context import current_or_none
 
@@ -52,7 +55,7 @@ def tenant_key() -> str:
     return str(tenant.id) if tenant else "-"
 
 
-limiter = Limiter(
+limiter = OneTripLimiter(
     client_ip,
     default_limits=[
         Limit(lambda: configured("ip"), key_function=client_ip, scope="ip", shared=True),
@@ -94,6 +97,9 @@ def init_app(app) -> None:
         return response
 
     limiter.init_app(app)
+    # After flask-limiter's own (disabled: RATELIMIT_HEADERS_ENABLED is off) header hook and
+    # before the Retry-After rule above, Flask running after_request hooks in reverse.
+    app.after_request(limiter.inject_headers)
 
 
 def storage_uri(settings: Settings) -> str:

@@ -159,9 +159,9 @@ class Me(MethodView):
     def get(self):
         """Who is calling: user or key, tenant, role and scopes (Zapier's connection test)."""
         principal = current_principal()
-        user = db.session.get(User, principal.user_id)
+        email = principal.email or db.session.get(User, principal.user_id).email
         tenant = current()
-        return {"kind": principal.kind, "user_id": principal.user_id, "email": user.email,
+        return {"kind": principal.kind, "user_id": principal.user_id, "email": email,
                 "role": principal.role, "scopes": sorted(principal.scopes),
                 "api_key_id": principal.api_key_id,
                 "tenant": {"slug": tenant.slug, "display_name": tenant.display_name}}

@@ -15,13 +15,14 @@ from typing import Any
 
 from flask import g, request
 
-from app.auth import api_keys, tokens
+from app import clock
+from app.auth import api_keys, generations, principal_cache, tokens
 from app.auth.models import User
 from app.auth.permissions import role_problem
 from app.auth.principal import ALL_SCOPES, Principal
 from app.errors import ApiError
 from app.extensions import db
-from tenants.context import current
+from tenants.context import current, current_or_none
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="api"'}
 
@@ -39,33 +40,91 @@ def _bearer() -> str | None:
 
 
 def authenticate_request() -> Principal:
-    """The caller, or ApiError 401. Cached on ``g`` for the request."""
+    """The caller, or ApiError 401. Once per request: the answer is kept on ``g``.
+
+    A credential seen before in this process is taken from the principal cache when its
+    generation counters are unchanged (confirmed in the rate budgets' round trip), with no
+    query; otherwise it is read from the database and cached.
+    """
     if "principal" in g:
         return g.principal
     token = _bearer()
     if token is None:
         raise _unauthenticated("Send 'Authorization: Bearer <token or API key>'.")
     tenant = current()
-    if api_keys.looks_like_key(token):
-        found = api_keys.authenticate(token)
-        if found is None:
-            raise _unauthenticated("The API key is invalid, expired or revoked.")
-        key, user = found
-        principal = Principal("api_key", tenant.id, user.id, user.role,
-                              frozenset(key.scopes), api_key_id=key.id)
-    else:
-        try:
-            claims = tokens.decode_access_token(token)
-            user = db.session.get(User, uuid.UUID(claims["sub"]))
-        except (tokens.TokenError, ValueError):
-            raise _unauthenticated("The access token is invalid or expired.") from None
-        if user is None or not user.is_active or user.session_version != claims.get("sv"):
-            raise _unauthenticated("The access token is no longer valid; sign in again.")
-        principal = Principal("user", tenant.id, user.id, user.role, ALL_SCOPES,
-                              token_id=claims.get("jti"))
+    is_key = api_keys.looks_like_key(token)
+    digest = principal_cache.credential_hash(token)
+    entry = principal_cache.confirmed(tenant.id, digest)
+    if entry is None:
+        entry = _load_api_key(token, digest) if is_key else _load_user_token(token, digest)
+    if entry.valid_until is not None and entry.valid_until <= clock.now().timestamp():
+        raise _unauthenticated("The API key is invalid, expired or revoked." if is_key else
+                               "The access token is invalid or expired.")
+    principal: Principal = entry.value
+    if is_key:
+        api_keys.note_use(tenant.id, principal.api_key_id)
     g.principal = principal
     g.log_user_id = str(principal.user_id)
     return principal
+
+
+def confirm_cached_principal():
+    """The rate budgets' piggyback: the cached principal of this request's credential."""
+    token = _bearer()
+    tenant = current_or_none()
+    if token is None or tenant is None or not request.path.startswith("/api/"):
+        return None
+    return principal_cache.probe_for(tenant.id, principal_cache.credential_hash(token))
+
+
+def _load_user_token(token: str, digest: str) -> principal_cache.Entry:
+    tenant = current()
+    try:
+        claims = tokens.decode_access_token(token)
+        user_id = uuid.UUID(claims["sub"])
+    except (tokens.TokenError, ValueError):
+        raise _unauthenticated("The access token is invalid or expired.") from None
+
+    def load() -> tuple[Principal, float] | None:
+        user = db.session.get(User, user_id)
+        if user is None or not user.is_active or user.session_version != claims.get("sv"):
+            return None
+        return (Principal("user", tenant.id, user.id, user.role, ALL_SCOPES,
+                          token_id=claims.get("jti"), email=user.email), float(claims["exp"]))
+
+    entry = principal_cache.of_app().load(
+        tenant.id, digest, (generations.user_key(user_id), generations.tenant_key(tenant.id)),
+        load)
+    if entry is None:
+        raise _unauthenticated("The access token is no longer valid; sign in again.")
+    return entry
+
+
+def _load_api_key(token: str, digest: str) -> principal_cache.Entry:
+    tenant = current()
+    owner = api_keys.owner_of(token)
+    if owner is not None:
+        # Read before the key and its user are (principal_cache.load): a key's owner never
+        # changes, so naming the counters first needs no lock.
+        keys = (generations.api_key_key(owner[0]), generations.user_key(owner[1]),
+                generations.tenant_key(tenant.id))
+
+    def load() -> tuple[Principal, float | None] | None:
+        found = api_keys.authenticate(token, note=False)
+        if found is None:
+            return None
+        key, user = found
+        return (Principal("api_key", tenant.id, user.id, user.role, frozenset(key.scopes),
+                          api_key_id=key.id, email=user.email),
+                key.expires_at.timestamp() if key.expires_at else None)
+
+    if owner is None:
+        api_keys.authenticate(token, note=False)  # the same constant-time comparison
+        raise _unauthenticated("The API key is invalid, expired or revoked.")
+    entry = principal_cache.of_app().load(tenant.id, digest, keys, load)
+    if entry is None:
+        raise _unauthenticated("The API key is invalid, expired or revoked.")
+    return entry
 
 
 def current_principal() -> Principal:

@@ -25,6 +25,8 @@ class Principal:
     scopes: frozenset[str]
     api_key_id: uuid.UUID | None = None
     token_id: str | None = None
+    # The user's email when read with the principal (``/me`` answers it without a query).
+    email: str | None = None
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes

@@ -97,8 +97,8 @@ class LicenseFileRequestSchema(Schema):
 
 class LicenseFileSchema(Schema):
     certificate = fields.String(metadata={"description": "The signed license file."})
-    issued_at = fields.DateTime()
-    expires_at = fields.DateTime()
+    issued_at = fields.String(metadata={"description": "ISO 8601, as in the file."})
+    expires_at = fields.String(metadata={"description": "Issue time + TTL (ISO 8601)."})
     ttl = fields.Integer()
 
 

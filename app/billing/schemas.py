@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 
 class WebhookAckSchema(Schema):
@@ -81,6 +81,21 @@ class ConnectStatusSchema(Schema):
     charges_enabled = fields.Boolean(required=True)
     payouts_enabled = fields.Boolean(required=True)
     details_submitted = fields.Boolean(required=True)
+
+
+_LIMIT = validate.Range(min=0, max=2_147_483_647)
+
+
+class PlanUpdateSchema(Schema):
+    """What PATCH /plans/{id} may change (prices live in Stripe; codes are permanent)."""
+
+    name = fields.String(validate=validate.Length(min=1, max=120))
+    executions_per_month = fields.Integer(allow_none=True, validate=_LIMIT)
+    agents = fields.Integer(allow_none=True, validate=_LIMIT)
+    customers = fields.Integer(allow_none=True, validate=_LIMIT)
+    licenses = fields.Integer(allow_none=True, validate=_LIMIT)
+    api_keys = fields.Integer(allow_none=True, validate=_LIMIT)
+    is_default = fields.Boolean()
 
 
 class PlanCreateSchema(Schema):

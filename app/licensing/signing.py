@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
-from flask import current_app
+from flask import current_app, has_app_context
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
@@ -282,8 +282,8 @@ def install() -> None:
     @event.listens_for(Session, "before_commit")
     def _first_keys(session):
         pending = session.info.pop(_NEW_TENANTS, None)
-        if not pending:
-            return
+        if not pending or not has_app_context():
+            return  # no app, no encryption keys: ensure_key makes it at first use
         # Written for a tenant that is not (yet) the one in context: name why.
         with cross_tenant("a new tenant's first license signing key"):
             for tenant_id in pending:

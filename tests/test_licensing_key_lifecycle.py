@@ -131,3 +131,18 @@ def test_after_a_rotation_every_process_signs_with_the_new_key(app, exact_proces
     response = _post(exact_process, acme, {"key": after.key})
     assert f'keyid="{new_kid}"' in response.headers["License-Signature"]
     verified(acme, response, {"key": after.key})
+
+
+def test_a_key_signed_after_a_rotation_elsewhere_is_known_at_once(app, exact_process, acme,
+                                                                 globex):
+    """The other process has only the old key loaded: the new kid is not unknown there for
+    a moment (NOT_FOUND), its very next validation learns the keys moved."""
+    old = make_license(app, acme)
+    make_license(app, globex)
+    assert _post(exact_process, acme, {"key": old.key}).get_json()["code"] == "VALID"
+    assert app.test_cli_runner().invoke(
+        args=["albedo", "rotate-license-key", "acme"]).exit_code == 0
+    new = make_license(app, acme, code="agent-lite")
+    assert new.kid != old.kid
+    request = {"key": new.key, "nonce": "n-new"}
+    assert verified(acme, _post(exact_process, acme, request), request)["code"] == "VALID"

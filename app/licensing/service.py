@@ -79,6 +79,7 @@ class PolicyInput:
     max_cores: int | None = None
 
 
+INT32_MAX = 2_147_483_647  # the columns are PostgreSQL integers
 ENTITLEMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 
 
@@ -99,6 +100,11 @@ def _check_policy(data: PolicyInput) -> None:
         value = getattr(data, field_name)
         if value is not None and value < 1:
             problems[field_name] = "must be at least 1 (or empty for no limit)"
+        elif value is not None and value > INT32_MAX:
+            problems[field_name] = "is too large"
+    for field_name in ("grace_period_seconds", "execution_period_seconds"):
+        if getattr(data, field_name) > INT32_MAX:
+            problems[field_name] = "is too large"
     if not data.floating and data.max_machines not in (None, 1):
         problems["max_machines"] = "a node-locked policy holds one machine; make it floating"
     if data.grace_period_seconds < 0:

@@ -79,7 +79,7 @@ def _bind_error(response: Response) -> None:
         return
     body["nonce"] = readable_nonce()
     body["ts"] = clock.now().isoformat()
-    response.set_data(current_app.json.dumps(body) + "\n")
+    response.set_data(current_app.json.dumps(body, separators=(",", ":")) + "\n")
 
 
 @validate_blp.after_app_request

@@ -221,6 +221,9 @@ def _register_features(app: Flask) -> None:
     from app.licensing import freshness
 
     freshness.install()  # committed licensing changes invalidate validation snapshots
+    from app.licensing import signing
+
+    signing.install()  # a new tenant's first signing key is made with it
     app.register_blueprint(licensing_public.wellknown_bp)
     api.register_blueprint(licensing_public.validate_blp, url_prefix="/api/v1/licenses")
     api.register_blueprint(licensing_public.machines_blp, url_prefix="/api/v1/machines")

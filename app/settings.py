@@ -56,6 +56,9 @@ class Settings:
     # How long a process decides license validations from what Redis last told it
     # (app/licensing/ledger.py); 0 asks Redis at every validation.
     license_sync_seconds: float = 0.1
+    # Also sign validation answers under the legacy header name (Albedo-Signature), for
+    # verifiers shipped before License-Signature; turn off once they are replaced.
+    license_legacy_signature: bool = True
     email_backend: str = "outbox"
     email_from_address: str = "no-reply@localhost"
     smtp_host: str = "localhost"
@@ -219,6 +222,7 @@ class Settings:
             proxy_count=integer("ALBEDO_PROXY_COUNT", 0) or 0,
             tenant_cache_ttl=float(integer("ALBEDO_TENANT_CACHE_TTL", 30) or 0),
             license_sync_seconds=number("ALBEDO_LICENSE_SYNC_SECONDS", 0.1),
+            license_legacy_signature=boolean("ALBEDO_LICENSE_LEGACY_SIGNATURE", True),
             email_backend=text("ALBEDO_EMAIL_BACKEND", "outbox"),
             email_from_address=text("ALBEDO_EMAIL_FROM", "no-reply@localhost"),
             smtp_host=text("SMTP_HOST", "localhost"),

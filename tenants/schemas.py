@@ -73,3 +73,4 @@ class TenantUserSchema(Schema):
     is_active = fields.Boolean()
     created_at = fields.AwareDateTime()
     last_login_at = fields.AwareDateTime(allow_none=True)
+    banned_at = fields.AwareDateTime(allow_none=True)

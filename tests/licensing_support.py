@@ -57,9 +57,20 @@ def settle(app) -> None:
 
 
 def jwks_of(site) -> dict:
-    response = site.client.get("/.well-known/albedo/license-keys.json")
+    response = site.client.get("/.well-known/license-keys.json")
     assert response.status_code == 200
     return response.get_json()
+
+
+def verified(site, response, request: dict, jwks: dict | None = None) -> dict:
+    """The answer to ``request``, checked by clients/python exactly as an agent would (its
+    clock is the app's, which tests control)."""
+    from app import clock
+
+    return load_verifier().verify_response(
+        method="POST", path=VALIDATE, host=site.host, headers=dict(response.headers),
+        body=response.get_data(), jwks=jwks or jwks_of(site), request=request,
+        now=clock.now())
 
 
 def validate(site, key: str, **body) -> dict:

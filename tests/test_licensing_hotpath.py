@@ -117,7 +117,7 @@ def test_a_change_in_one_process_is_seen_by_another_at_its_next_validation(
     assert _validate(app, acme, lic.key)["code"] == "SUSPENDED"
     assert _validate(app, globex, theirs.key)["code"] == "VALID"  # nothing of acme's leaks
     _in(second_process, acme, lambda s: s.reinstate(s.get_license(lic.id)))
-    assert _validate(app, acme, lic.key, fingerprint="fp-1")["code"] == "NO_MACHINE"
+    assert _validate(app, acme, lic.key, fingerprint="fp-1")["code"] == "NO_MACHINES"
 
     _in(second_process, acme,
         lambda s: machines.activate(s.get_license(lic.id), "fp-1"))

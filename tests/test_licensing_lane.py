@@ -38,6 +38,8 @@ def test_the_lane_answers_as_the_route_does(app, acme, globex, pipeline_runs):
     theirs = make_license(app, globex)
     bodies = [
         {"key": lic.key, "fingerprint": "fp-1", "product": "agent-pro", "nonce": "n-1"},
+        {"key": lic.key.lower(), "fingerprint": "fp-1", "policy": str(lic.policy_id),
+         "entitlements": ["chat", "sso"], "nonce": "n-2"},  # ENTITLEMENTS_MISSING, bound
         {"key": lic.key},  # FINGERPRINT_SCOPE_REQUIRED
         {"key": theirs.key, "nonce": "x"},  # another reseller's key: NOT_FOUND
         {"key": flip_char(lic.key, 12)},  # BAD_SIGNATURE or MALFORMED
@@ -62,7 +64,7 @@ def test_the_lane_answers_as_the_route_does(app, acme, globex, pipeline_runs):
         for answer in (lane, reference):
             verifier.verify_response(method="POST", path=VALIDATE, host=acme.host,
                                      headers=dict(answer.headers), body=answer.get_data(),
-                                     jwks=jwks)
+                                     jwks=jwks, request=body)
     # Only the reference requests (and the JWKS fetch) went through the Flask pipeline.
     assert pipeline_runs.count(VALIDATE) == len(bodies)
 
@@ -80,7 +82,7 @@ def test_what_the_lane_does_not_take_the_route_answers(app, acme, globex, pipeli
     response = acme.client.post(VALIDATE, **kwargs)
     assert response.status_code == status
     assert "error" in response.get_json()
-    assert "Albedo-Signature" in response.headers  # errors are signed too
+    assert "License-Signature" in response.headers  # errors are signed too
     assert pipeline_runs == [VALIDATE]
 
 

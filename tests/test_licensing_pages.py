@@ -115,3 +115,34 @@ def test_a_refused_policy_shows_the_error_by_its_field_and_keeps_the_input(app, 
     login(acme, "owner@acme.example")
     listing = acme.client.get("/licensing/policies").get_data(as_text=True)
     assert listing.count("Studio seats") == 0
+
+
+def test_the_policy_form_sets_the_keygen_style_rules(app, acme, globex, make_user):
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.licensing.models import Policy
+    from tenants.context import activate
+
+    make_user(acme, "owner@acme.example", role="RESELLER")
+    make_license(app, acme)  # a product to choose
+    make_license(app, globex, check_in_interval_seconds=60)
+    login(acme, "owner@acme.example")
+    token = _csrf(acme, "/licensing/policies")
+    product_id = re.search(r'<option value="([^"]+)">Agent-Pro', acme.client.get(
+        "/licensing/policies").get_data(as_text=True)).group(1)
+    acme.client.post("/licensing/policies", data={
+        "csrf_token": token, "product_id": product_id, "name": "Fleet", "floating": "on",
+        "heartbeat_interval_seconds": "600", "require_heartbeat": "on",
+        "check_in_interval_seconds": "86400", "max_cores": "16",
+        "entitlements": "export, sso"})
+    refused = acme.client.post("/licensing/policies", data={
+        "csrf_token": token, "product_id": product_id, "name": "Huge", "floating": "on",
+        "max_cores": str(2**40)})
+    assert refused.status_code == 422  # the form again with the reason, never a 500
+    with app.app_context(), activate(acme.info):
+        rows = {p.name: p for p in db.session.scalars(select(Policy))}
+        fleet = rows["Fleet"]
+        assert (fleet.require_heartbeat, fleet.check_in_interval_seconds, fleet.max_cores,
+                fleet.entitlements) == (True, 86400, 16, ["export", "sso"])
+        assert "Huge" not in rows

@@ -72,7 +72,7 @@ def test_codes_follow_the_documented_precedence(app, acme, globex, at):
     _act(app, acme, lic.id, lambda s, x: s.extend(x, T0 + timedelta(days=90)))
     assert validate(acme, lic.key, product="other")["code"] == "PRODUCT_SCOPE_MISMATCH"
     assert validate(acme, lic.key, product="agent-pro")["code"] == "FINGERPRINT_SCOPE_REQUIRED"
-    assert validate(acme, lic.key, fingerprint="fp-x")["code"] == "NO_MACHINE"
+    assert validate(acme, lic.key, fingerprint="fp-x")["code"] == "NO_MACHINES"
     _activate(acme, lic.key, "fp-1")
     at(expired + timedelta(seconds=300))
     _activate(acme, lic.key, "fp-2")

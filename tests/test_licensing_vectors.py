@@ -10,7 +10,7 @@ import base64
 import hashlib
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -39,42 +39,204 @@ def build_vectors() -> dict:
     kid = "0123456789abcdef"
     license_id = uuid.UUID("7d1f6a52-3b8e-4c2a-9f10-5e6d7c8b9a01")
 
-    def make(expires: datetime | None, private=signer, key_kid=kid) -> str:
-        payload = keyformat.KeyPayload(1, key_kid, license_id, expires)
-        return keyformat.encode("ACME", payload, private.sign(keyformat.signing_input(payload)))
+    def make(expires: datetime | None, private=signer, key_kid=kid, version=1,
+             prefix="ACME") -> str:
+        payload = keyformat.KeyPayload(version, key_kid, license_id, expires)
+        return keyformat.encode(prefix, payload,
+                                private.sign(keyformat.signing_input(payload)))
 
     valid = make(datetime(2100, 1, 1, tzinfo=UTC))
+    body = valid[5:]
     expect = {"license_id": str(license_id), "kid": kid}
+    good = {"valid": True, **expect, "expires_at": "2100-01-01T00:00:00+00:00",
+            "expired": False}
+    # The last character carries one padding bit (149 * 5 = 745 bits for 744): set it.
+    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    padded = valid[:-1] + alphabet[alphabet.index(valid[-1]) | 1]
+    grouped_256 = "ACME-" + "-".join(body[i:i + 2] for i in range(0, len(body), 2))
+    grouped_256 += "-" * (256 - len(grouped_256))
     return {
-        "description": "License key test vectors (format version 1); see license-keys.md.",
+        "description": "License key, signed answer and license file test vectors "
+                       "(format version 1); see license-keys.md.",
         "now": NOW.isoformat(),
         "jwks": {"keys": [{"kty": "OKP", "crv": "Ed25519", "x": _x(signer), "kid": kid,
-                           "use": "sig", "alg": "EdDSA"}]},
+                           "use": "sig", "alg": "EdDSA"}],
+                 "retired_kids": ["1111111111111111"]},
         "vectors": [
-            {"name": "valid", "key": valid,
-             "expect": {"valid": True, **expect, "expires_at": "2100-01-01T00:00:00+00:00",
-                        "expired": False}},
+            {"name": "valid", "key": valid, "expect": good},
             {"name": "valid-lowercase-with-hyphens",
              "key": valid[:5] + "-".join(valid[5 + i:5 + i + 10].lower()
                                          for i in range(0, len(valid) - 5, 10)),
-             "expect": {"valid": True, **expect, "expires_at": "2100-01-01T00:00:00+00:00",
-                        "expired": False}},
+             "expect": good},
+            {"name": "space-for-hyphen", "key": valid.replace("-", " ", 1), "expect": good},
+            {"name": "grouped-256-characters", "key": grouped_256, "expect": good},
+            {"name": "longer-than-256-characters", "key": grouped_256 + "-",
+             "expect": {"valid": False, "error": "MALFORMED"}},
             {"name": "perpetual", "key": make(None),
              "expect": {"valid": True, **expect, "expires_at": None, "expired": False}},
             {"name": "expired", "key": make(datetime(2024, 6, 30, 12, 0, tzinfo=UTC)),
              "expect": {"valid": True, **expect, "expires_at": "2024-06-30T12:00:00+00:00",
                         "expired": True}},
+            {"name": "expires-exactly-now", "key": make(NOW),
+             "expect": {"valid": True, **expect, "expires_at": NOW.isoformat(),
+                        "expired": False}},
             {"name": "tampered", "key": flip_char(valid, 20),
              "expect": {"valid": False, "error": "BAD_SIGNATURE"}},
             {"name": "wrong-key", "key": make(datetime(2100, 1, 1, tzinfo=UTC), stranger),
+             "expect": {"valid": False, "error": "BAD_SIGNATURE"}},
+            {"name": "retired-kid",
+             "key": make(datetime(2100, 1, 1, tzinfo=UTC), stranger, "1111111111111111"),
              "expect": {"valid": False, "error": "BAD_SIGNATURE"}},
             {"name": "unknown-kid",
              "key": make(datetime(2100, 1, 1, tzinfo=UTC), stranger, "fedcba9876543210"),
              "expect": {"valid": False, "error": "UNKNOWN_KEY"}},
             {"name": "malformed", "key": valid[:-3],
              "expect": {"valid": False, "error": "MALFORMED"}},
+            {"name": "padding-bit-set", "key": padded,
+             "expect": {"valid": False, "error": "MALFORMED"}},
+            {"name": "version-2", "key": make(datetime(2100, 1, 1, tzinfo=UTC), version=2),
+             "expect": {"valid": False, "error": "MALFORMED"}},
+            {"name": "prefix-one-character", "key": "A-" + body,
+             "expect": {"valid": False, "error": "MALFORMED"}},
+            {"name": "prefix-not-letters-or-digits", "key": "$$-" + body,
+             "expect": {"valid": False, "error": "MALFORMED"}},
+            {"name": "prefix-starts-with-a-digit", "key": "9ACME-" + body,
+             "expect": {"valid": False, "error": "MALFORMED"}},
+            {"name": "prefix-13-characters", "key": "ABCDEFGHIJKLM-" + body,
+             "expect": {"valid": False, "error": "MALFORMED"}},
+            {"name": "prefix-12-characters", "key": "ABCDEFGHIJKL-" + body, "expect": good},
         ],
+        "answers": build_answer_vectors(signer, kid, valid, make(None)),
+        "files": build_file_vectors(signer, kid, valid, license_id),
     }
+
+
+ANSWER_HOST = "acme.example.com"
+
+
+def build_answer_vectors(signer, kid: str, key: str, other_key: str) -> list[dict]:
+    """Signed validation answers and the request each must be checked against."""
+    from email.utils import format_datetime
+
+    from app.licensing import hotpath, keyformat, signing
+    from app.licensing.public_api import VALIDATE_PATH, answer
+    from app.licensing.snapshot import LicenseSnapshot, PolicyView, ProductView
+    from app.licensing.validation import Decision
+
+    snapshot = LicenseSnapshot(
+        id=uuid.UUID("7d1f6a52-3b8e-4c2a-9f10-5e6d7c8b9a01"), status="active",
+        expires_at=datetime(2100, 1, 1, tzinfo=UTC),
+        policy=PolicyView("restrict", 0, None, True, None, None, 86400, False),
+        product=ProductView("agent-pro", ("chat",)), machines=(),
+        policy_id=uuid.UUID("00000000-0000-4000-8000-000000000001"), entitlements=("chat",))
+    date = format_datetime(NOW, usegmt=True)
+
+    def signed(method: str, status: int, payload: dict, tamper: bool = False) -> dict:
+        raw = json.dumps(payload, separators=(",", ":")).encode() + b"\n"
+        digest = signing.digest_header(raw)
+        signature = signer.sign(signing.signing_string(method, VALIDATE_PATH, ANSWER_HOST,
+                                                       date, digest))
+        header = (f'keyid="{kid}",algorithm="ed25519",headers="{signing.SIGNED_HEADERS}",'
+                  f'signature="{base64.b64encode(signature).decode()}"')
+        if tamper:
+            raw = raw.replace(b'"valid":false', b'"valid":true')
+        return {"status": status, "headers": {"Date": date, "Digest": digest,
+                                              "License-Signature": header},
+                "body": raw.decode()}
+
+    def validation(request: dict, echoed: dict | None = None, code: str = "VALID") -> dict:
+        fields = {"fingerprint": None, "product": None, "policy": None, "entitlements": None,
+                  "nonce": None, **request, **(echoed or {})}
+        outcome = hotpath.Outcome(Decision(code, snapshot),
+                                  key_sha256=keyformat.presented_key_sha256(fields["key"]))
+        return answer(outcome, fields, NOW)
+
+    request = {"key": key, "fingerprint": "fp-1", "product": "agent-pro",
+               "entitlements": ["chat"], "nonce": "n-1"}
+    refused = {"error": {"code": "rate_limited", "message": "Too many validations.",
+                         "details": {}, "request_id": "r-1"},
+               "nonce": "n-2", "ts": NOW.isoformat()}
+
+    def vector(name, request, response, ok, error=None):
+        return {"name": name, "request": {"method": "POST", "path": VALIDATE_PATH,
+                                          "host": ANSWER_HOST, "body": request},
+                "response": response,
+                "expect": {"valid": ok, **({"error": error} if error else {})}}
+
+    return [
+        vector("bound-valid", request, signed("POST", 200, validation(request)), True),
+        vector("key-swapped", request,
+               signed("POST", 200, validation(request, {"key": other_key})), False,
+               "another license key"),
+        vector("fingerprint-swapped", request,
+               signed("POST", 200, validation(request, {"fingerprint": "fp-2"})), False,
+               "another fingerprint"),
+        vector("nonce-replayed", request,
+               signed("POST", 200, validation(request, {"nonce": "n-0"})), False, "nonce"),
+        vector("no-nonce-sent", {"key": key},
+               signed("POST", 200, validation({"key": key})), True),
+        vector("nonce-added-when-none-sent", {"key": key},
+               signed("POST", 200, validation({"key": key}, {"nonce": "n-9"})), False,
+               "nonce"),
+        vector("refused-429-echoes-the-nonce", {"key": key, "nonce": "n-2"},
+               signed("POST", 429, refused), True),
+        vector("body-altered", {"key": key},
+               signed("POST", 200, validation({"key": key}, code="SUSPENDED"), tamper=True),
+               False, "Digest"),
+    ]
+
+
+def build_file_vectors(signer, kid: str, key: str, license_id: uuid.UUID) -> list[dict]:
+    """License and machine files sealed by the app's own code (fixed AES-GCM nonces)."""
+    from app.licensing import files, keyformat
+    from app.licensing.signing import LoadedKey
+
+    loaded = LoadedKey(kid, signer.public_key(), "", signer)
+
+    def doc(kind: str, machine: dict | None, issued: datetime, ttl: int) -> dict:
+        return {"type": kind, "entitlements": ["chat", "export"], "machine": machine,
+                "license": {"id": str(license_id), "key_sha256":
+                            keyformat.presented_key_sha256(key), "status": "active",
+                            "product": "agent-pro",
+                            "policy": "00000000-0000-4000-8000-000000000001",
+                            "expires_at": "2100-01-01T00:00:00+00:00", "max_machines": 1,
+                            "max_cores": None},
+                "issued": issued.isoformat(), "expiry": (issued + timedelta(seconds=ttl))
+                .isoformat(), "ttl": ttl}
+
+    machine = {"id": "5b0a4c8e-2f6d-4e1a-8c3b-9d7e6f5a4b3c", "fingerprint": "fp-1",
+               "name": "build-01", "cores": 4}
+    day = 86400
+    plain = files.seal(doc("license", None, NOW, day), loaded)
+    encrypted = files.seal(doc("license", None, NOW, day), loaded,
+                           files.encryption_key(key), nonce=b"\x01" * 12)
+    machine_file = files.seal(doc("machine", machine, NOW, day), loaded,
+                              files.encryption_key(key, "fp-1"), nonce=b"\x02" * 12)
+    lines = plain.strip().splitlines()
+    envelope = json.loads(base64.b64decode("".join(lines[1:-1])))
+    envelope["enc"] = base64.b64encode(base64.b64decode(envelope["enc"]).replace(
+        b'"ttl":86400', b'"ttl":99999')).decode()
+    tampered = "\n".join([lines[0], base64.b64encode(json.dumps(envelope).encode()).decode(),
+                          lines[-1]]) + "\n"
+    later = NOW + timedelta(seconds=day + 1)
+
+    def vector(name, text, ok, error=None, **given):
+        return {"name": name, "file": text, **given,
+                "expect": {"valid": ok, **({"error": error} if error else {})}}
+
+    return [
+        vector("license-file", plain, True, now=NOW.isoformat()),
+        vector("license-file-encrypted", encrypted, True, key=key, now=NOW.isoformat()),
+        vector("license-file-encrypted-without-key", encrypted, False, "KEY_REQUIRED",
+               now=NOW.isoformat()),
+        vector("license-file-tampered", tampered, False, "BAD_SIGNATURE",
+               now=NOW.isoformat()),
+        vector("license-file-past-its-ttl", plain, False, "EXPIRED", now=later.isoformat()),
+        vector("machine-file", machine_file, True, key=key, fingerprint="fp-1",
+               now=NOW.isoformat()),
+        vector("machine-file-on-another-machine", machine_file, False, "DECRYPTION_FAILED",
+               key=key, fingerprint="fp-2", now=NOW.isoformat()),
+    ]
 
 
 def test_published_vectors_are_what_the_app_encoder_produces():
@@ -104,11 +266,71 @@ def test_standalone_verifier_checks_every_published_vector():
         assert key.expired is expect["expired"], vector["name"]
 
 
+def test_standalone_verifier_checks_every_published_answer_vector():
+    verifier = load_verifier()
+    published = json.loads(VECTORS.read_text())
+    now = datetime.fromisoformat(published["now"])
+    for vector in published["answers"]:
+        request, response = vector["request"], vector["response"]
+
+        def check(vector=vector, request=request, response=response):
+            return verifier.verify_response(
+                method=request["method"], path=request["path"], host=request["host"],
+                headers=response["headers"], body=response["body"].encode(),
+                jwks=published["jwks"], request=request["body"], now=now)
+
+        if vector["expect"]["valid"]:
+            check()
+            continue
+        try:
+            check()
+        except verifier.AnswerInvalid as exc:
+            assert vector["expect"]["error"] in str(exc), (vector["name"], exc)
+        else:
+            raise AssertionError(f"{vector['name']} verified but must not")
+
+
+def test_standalone_verifier_checks_every_published_file_vector():
+    verifier = load_verifier()
+    published = json.loads(VECTORS.read_text())
+    for vector in published["files"]:
+        kwargs = {"key": vector.get("key"), "fingerprint": vector.get("fingerprint"),
+                  "now": datetime.fromisoformat(vector["now"])}
+        if vector["expect"]["valid"]:
+            doc = verifier.read_license_file(vector["file"], published["jwks"], **kwargs)
+            assert doc["license"]["id"] == "7d1f6a52-3b8e-4c2a-9f10-5e6d7c8b9a01"
+            continue
+        try:
+            verifier.read_license_file(vector["file"], published["jwks"], **kwargs)
+        except verifier.LicenseFileInvalid as exc:
+            assert exc.code == vector["expect"]["error"], vector["name"]
+        else:
+            raise AssertionError(f"{vector['name']} was read but must not")
+
+
+def test_the_server_parses_every_published_key_vector_as_the_verifier_does():
+    """MALFORMED on one side is MALFORMED on the other; a well-formed key names the same
+    license id (the signature checks are the validation tests' business)."""
+    from app.licensing import keyformat
+
+    published = json.loads(VECTORS.read_text())
+    for vector in published["vectors"]:
+        try:
+            parsed = keyformat.parse(vector["key"])
+        except keyformat.MalformedKey:
+            assert vector["expect"].get("error") == "MALFORMED", vector["name"]
+            continue
+        assert vector["expect"].get("error") != "MALFORMED", vector["name"]
+        if vector["expect"]["valid"]:
+            assert str(parsed.payload.license_id) == vector["expect"]["license_id"]
+
+
 def test_the_verifier_needs_nothing_but_cryptography():
     source = (ROOT / "clients" / "python" / "license_verifier.py").read_text()
     imports = {line.split()[1].split(".")[0] for line in source.splitlines()
                if line.startswith(("import ", "from "))}
-    assert imports <= {"__future__", "base64", "hashlib", "struct", "uuid", "dataclasses",
+    assert imports <= {"__future__", "base64", "binascii", "hashlib", "re", "struct", "uuid",
+                       "dataclasses",
                        "datetime", "email", "cryptography", "json"}
 
 

@@ -13,12 +13,14 @@ from app.extensions import db
 ACTIONS = ("sign_in", "sign_in_failed", "api_key_created", "api_key_revoked", "role_changed",
            "tenant_suspended", "tenant_reinstated", "password_changed", "sign_up",
            "tenant_created", "domain_changed", "account_locked", "user_deactivated",
-           "user_reactivated", "sign_in_settings_changed",
+           "user_reactivated", "sign_in_settings_changed", "user_banned", "user_unbanned",
            # licensing
            "license_issued", "licenses_bulk_issue_started", "license_suspended",
            "license_reinstated", "license_revoked", "license_renewed", "license_extended",
            "license_customer_changed", "machine_deactivated", "signing_key_rotated",
            "signing_key_retired",
+           # billing
+           "plan_changed",
            # agents
            "agent_provider_changed")
 

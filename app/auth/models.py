@@ -44,6 +44,8 @@ class User(IdMixin, TenantScoped, TimestampMixin, db.Model):
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Bumped on password change: sessions carrying an older value are logged out.
     session_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # Set when the reseller bans this customer: its licenses validate as BANNED.
+    banned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     # flask-login protocol
     @property

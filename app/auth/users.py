@@ -12,6 +12,7 @@ import uuid
 
 from sqlalchemy import select
 
+from app import clock
 from app.auth import audit
 from app.auth.models import User
 from app.auth.principal import Principal
@@ -39,7 +40,8 @@ def get_for_update(user_id: uuid.UUID, actor: Principal) -> User:
     return user
 
 
-def change(user: User, actor: Principal, role: str | None, is_active: bool | None) -> User:
+def change(user: User, actor: Principal, role: str | None, is_active: bool | None,
+           banned: bool | None = None) -> User:
     actor_user = db.session.get(User, actor.user_id)
     label = actor_user.email if actor_user else ""
     active = user.is_active if is_active is None else is_active
@@ -62,4 +64,11 @@ def change(user: User, actor: Principal, role: str | None, is_active: bool | Non
                      target_id=user.id)
         if not is_active:
             revoke_all_for_user(user.id)
+    if banned is not None and banned != (user.banned_at is not None):
+        # A ban is about what the customer bought: its licenses validate as BANNED
+        # (app/licensing); the account itself is deactivated with is_active.
+        user.banned_at = clock.now() if banned else None
+        audit.record("user_banned" if banned else "user_unbanned",
+                     actor_user_id=actor.user_id, actor_label=label, target_type="user",
+                     target_id=user.id)
     return user

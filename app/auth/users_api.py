@@ -27,6 +27,8 @@ class UserChangeSchema(Schema):
     role = fields.String(validate=validate.OneOf(("RESELLER", "USER")),
                          metadata={"example": "RESELLER"})
     is_active = fields.Boolean(metadata={"example": False})
+    banned = fields.Boolean(metadata={
+        "description": "Ban a customer: its licenses validate as BANNED until unbanned."})
 
 
 @blp.route("")
@@ -62,6 +64,6 @@ class UserItem(MethodView):
         """
         principal = current_principal()
         user = users.change(users.get_for_update(user_id, principal), principal,
-                            body.get("role"), body.get("is_active"))
+                            body.get("role"), body.get("is_active"), body.get("banned"))
         db.session.commit()
         return user

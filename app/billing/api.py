@@ -16,7 +16,7 @@ from app.auth.models import User
 from app.billing import checkout, connect, service
 from app.billing.config import require_stripe
 from app.billing.models import Invoice
-from app.billing.plans import create_plan, list_plans
+from app.billing.plans import create_plan, get_plan, list_plans, update_plan
 from app.billing.schemas import (
     BillingStateSchema,
     CheckoutRequestSchema,
@@ -24,6 +24,7 @@ from app.billing.schemas import (
     InvoiceSchema,
     PlanCreateSchema,
     PlanSchema,
+    PlanUpdateSchema,
     RedirectSchema,
     WebhookAckSchema,
 )
@@ -75,6 +76,19 @@ class Plans(MethodView):
         """
         code, name = body.pop("code"), body.pop("name")
         plan = create_plan(code, name, **body)
+        db.session.commit()
+        return plan
+
+
+@blp.route("/plans/<uuid:plan_id>")
+class PlanItem(MethodView):
+    @blp.arguments(PlanUpdateSchema)
+    @blp.response(200, PlanSchema)
+    @require("billing:write", roles=("RESELLER", "ADMIN"))
+    def patch(self, body, plan_id):
+        """Change a plan's name, limits (null: unlimited) or make it the default (the
+        previous default stops being one). Audited. 404 for another tenant's plan."""
+        plan = update_plan(get_plan(plan_id), body)
         db.session.commit()
         return plan
 

@@ -16,7 +16,8 @@ from tenants.context import TenantInfo, activate
 # reseller's customers get from it without one.
 FOR_RESELLERS: dict[str, Any] = {
     "code": "starter", "name": "Starter", "executions_per_month": 1000, "agents": 10,
-    "customers": 25, "licenses": 250, "api_keys": 10}
+    # Room for the documented bulk issue of 10,000 licenses (docs/license-keys.md).
+    "customers": 25, "licenses": 25_000, "api_keys": 10}
 FOR_CUSTOMERS: dict[str, Any] = {
     "code": "free", "name": "Free", "executions_per_month": 100, "agents": 3, "api_keys": 2}
 

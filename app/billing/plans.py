@@ -65,6 +65,40 @@ def create_plan(code: str, name: str, *, stripe_price_id: str | None = None,
     return plan
 
 
+def update_plan(plan: Plan, changes: dict) -> Plan:
+    """Change a plan's name, limits or whether it is the default (audited).
+
+    Making a plan the default takes that role from the previous default; limits apply
+    from the next check (nothing already used is taken back).
+    """
+    from app.auth import audit
+
+    problems: dict[str, str] = {}
+    if "name" in changes and not (changes["name"] or "").strip():
+        problems["name"] = "cannot be empty"
+    if changes.get("is_default") is False and plan.is_default and not plan.stripe_price_id:
+        problems["is_default"] = "make another plan the default instead"
+    if problems:
+        raise ApiError(422, "invalid_plan", "The plan is invalid.", details={"fields": problems})
+    before = {k: getattr(plan, k) for k in changes}
+    if changes.get("is_default") and not plan.is_default:
+        for other in db.session.scalars(select(Plan).where(Plan.is_default.is_(True))):
+            other.is_default = False
+        db.session.flush()  # one default per tenant: clear the old before setting the new
+    for key, value in changes.items():
+        setattr(plan, key, value.strip() if key == "name" else value)
+    audit.record("plan_changed", **audit.acting(), target_type="plan", target_id=plan.id,
+                 before=before, after=changes)
+    return plan
+
+
+def get_plan(plan_id) -> Plan:
+    plan = db.session.get(Plan, plan_id)
+    if plan is None:
+        raise ApiError(404, "plan_not_found", "No such plan here.")
+    return plan
+
+
 def list_plans(include_inactive: bool = False) -> list[Plan]:
     stmt = select(Plan).order_by(Plan.amount_minor, Plan.code)
     if not include_inactive:

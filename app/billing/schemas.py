@@ -83,6 +83,21 @@ class ConnectStatusSchema(Schema):
     details_submitted = fields.Boolean(required=True)
 
 
+_LIMIT = validate.Range(min=0, max=2_147_483_647)
+
+
+class PlanUpdateSchema(Schema):
+    """What PATCH /plans/{id} may change (prices live in Stripe; codes are permanent)."""
+
+    name = fields.String(validate=validate.Length(min=1, max=120))
+    executions_per_month = fields.Integer(allow_none=True, validate=_LIMIT)
+    agents = fields.Integer(allow_none=True, validate=_LIMIT)
+    customers = fields.Integer(allow_none=True, validate=_LIMIT)
+    licenses = fields.Integer(allow_none=True, validate=_LIMIT)
+    api_keys = fields.Integer(allow_none=True, validate=_LIMIT)
+    is_default = fields.Boolean()
+
+
 class PlanCreateSchema(Schema):
     code = fields.String(required=True)
     name = fields.String(required=True)

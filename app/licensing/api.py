@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 
-from flask import Response, stream_with_context
+from flask import Response, request, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
@@ -19,15 +19,17 @@ from app.billing.limits import PLAN_LIMIT_DOC
 from app.errors import ApiError
 from app.extensions import db
 from app.licensing import bulk as bulk_service
-from app.licensing import service
+from app.licensing import files, service
 from app.licensing.models import BulkIssue, License, Machine, Policy, Product, ValidationRecord
-from app.licensing.public_api import _machine_view
+from app.licensing.public_api import _license_from_header, _machine_view
 from app.licensing.schemas import (
     AttachSchema,
     BulkIssueCreateSchema,
     BulkIssueSchema,
     ExtendSchema,
     LicenseCreateSchema,
+    LicenseFileRequestSchema,
+    LicenseFileSchema,
     LicenseSchema,
     LicenseSearchSchema,
     MachineSchema,
@@ -178,7 +180,7 @@ class Licenses(MethodView):
         license_ = service.issue_license(
             service.get_policy(body["policy_id"]), name=body["name"],
             customer_email=body["customer_email"], owner_id=body["owner_id"],
-            expires_at=body["expires_at"])
+            expires_at=body["expires_at"], entitlements=body["entitlements"])
         db.session.commit()
         return license_
 
@@ -247,6 +249,31 @@ class LicenseCustomer(MethodView):
             license_.owner_id = user.id
         db.session.commit()
         return license_
+
+
+@licenses_blp.route("/<uuid:license_id>/file")
+class LicenseFile(MethodView):
+    @licenses_blp.arguments(LicenseFileRequestSchema)
+    @licenses_blp.response(201, LicenseFileSchema)
+    def post(self, body, license_id: uuid.UUID):
+        """A signed license file for offline use: the license, its entitlements, the issue
+        time and `ttl`; with `encrypt`, readable only with the license key.
+
+        The reseller (scope licenses:read), the customer who owns the license, or an agent
+        holding the key (`Authorization: License <key>`, for its own license) may ask.
+        """
+        if (request.headers.get("Authorization") or "").lower().startswith("license "):
+            license_ = _license_from_header()
+            if license_.id != license_id:
+                raise ApiError(404, "license_not_found", "No license has this id.")
+        else:
+            license_ = _visible_for_reader(license_id)
+        return files.license_file(license_, body["ttl"], body["encrypt"])
+
+
+@require("licenses:read", roles=READERS)
+def _visible_for_reader(license_id: uuid.UUID) -> License:
+    return _visible(license_id)
 
 
 @licenses_blp.route("/<uuid:license_id>/machines")

@@ -1,12 +1,12 @@
 """Generation counters that tell a cached license snapshot it is out of date.
 
 Each tenant and each license has a counter in Redis. Any committed change to a license or
-its machines bumps the license's counter; a change to a policy, product or signing key
-bumps the tenant's (it may concern every license). The validation hot path caches license
-snapshots per process together with the counters they were read under, and its Redis
-script compares them: a change made by any process is seen by every other at its next
-validation that asks Redis (within one sync window: see ``ledger``), and by the process
-that made it at once.
+its machines bumps the license's counter; a change to a policy, product or signing key, or
+a customer's ban, bumps the tenant's (it may concern every license). The validation hot
+path caches license snapshots per process together with the counters they were read
+under, and its Redis script compares them: a change made by any process is seen by every
+other at its next validation that asks Redis (within one sync window: see ``ledger``), and
+by the process that made it at once.
 
 Bumps happen after the commit (a session event, whatever code path wrote the rows), so a
 validation can at worst use the old state for the instant between a commit and its bump.
@@ -38,6 +38,9 @@ def license_key(license_id: uuid.UUID | str) -> str:
 
 
 def _changed_keys(session: Session) -> set[str]:
+    from sqlalchemy import inspect
+
+    from app.auth.models import User
     from app.licensing.models import License, Machine, Policy, Product, SigningKey
 
     keys: set[str] = set()
@@ -50,6 +53,10 @@ def _changed_keys(session: Session) -> set[str]:
         elif isinstance(obj, Machine):
             keys.add(license_key(obj.license_id))
         elif isinstance(obj, Policy | Product | SigningKey):
+            keys.add(tenant_key(obj.tenant_id))
+        elif (isinstance(obj, User) and obj not in session.new
+              and inspect(obj).attrs.banned_at.history.has_changes()):
+            # A (un)ban changes the answer of every license the customer owns.
             keys.add(tenant_key(obj.tenant_id))
     return keys
 

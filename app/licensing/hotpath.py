@@ -29,7 +29,6 @@ skipped and the failure logged, as flask-limiter's in-memory fallback would keep
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import uuid
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ from datetime import datetime
 from flask import current_app
 from limits import parse
 
-from app.licensing import counters, freshness, ledger, snapshot
+from app.licensing import counters, freshness, keyformat, ledger, signing, snapshot
 from app.licensing.validation import GENUINE, Decision, check_key, decide
 
 log = logging.getLogger(__name__)
@@ -50,15 +49,15 @@ LIMIT_DEFAULTS = {"KEY": "120/minute", "IP": "600/minute"}
 _SCRIPT = """
 -- KEYS: tenant generation, license generation, key budget (previous, current window),
 --       IP budget (previous, current), counts hash, last-validated hash, log list, flush flag
--- ARGV: expected tenant generation, expected license generation ('' = do not check),
+-- ARGV: expected tenant generation of the snapshot, expected license generation,
 --       key limit, key window (s), IP limit, IP window (s),
---       license id ('' = none), now (ISO), log entry, log cap, flush delay (s)
-if ARGV[1] ~= '' or ARGV[2] ~= '' then
-  local tg = redis.call('get', KEYS[1]) or '0'
-  local lg = redis.call('get', KEYS[2]) or '0'
-  if ARGV[1] ~= tg or ARGV[2] ~= lg then
-    return {0, tg, lg}
-  end
+--       license id ('' = none), now (ISO), log entry, log cap, flush delay (s),
+--       expected tenant generation of the signing keys ('' = do not check this one)
+local tg = redis.call('get', KEYS[1]) or '0'
+local lg = redis.call('get', KEYS[2]) or '0'
+if (ARGV[1] ~= '' and ARGV[1] ~= tg) or (ARGV[2] ~= '' and ARGV[2] ~= lg)
+    or (ARGV[12] ~= '' and ARGV[12] ~= tg) then
+  return {0, tg, lg}
 end
 -- limits' sliding window counter: the previous window's count, weighted by how much of it
 -- still overlaps the sliding window, plus the current window's count.
@@ -119,6 +118,7 @@ class Outcome:
     limit: int | None = None
     refused: str | None = None  # "key" or "ip": over that budget, nothing recorded
     retry_after: int = 0
+    key_sha256: str = ""  # the presented key's hash, echoed in the answer (keyformat)
 
 
 def budget(name: str) -> Budget:
@@ -130,12 +130,6 @@ def budget(name: str) -> Budget:
 def _parsed(text: str) -> Budget:
     item = parse(text)
     return Budget(item.amount, item.get_expiry())
-
-
-def _normalised_key_hash(text: object) -> str:
-    normalised = str(text or "").strip().upper().replace("-", "").replace(" ", "")
-    # A hash: keys do not sit in Redis in clear.
-    return hashlib.sha256(normalised.encode()).hexdigest()[:32]
 
 
 def _script():
@@ -157,40 +151,69 @@ def _generations(tenant_id: uuid.UUID, license_id: uuid.UUID) -> tuple[str, str]
     return tuple(v.decode() if v is not None else "0" for v in values)  # type: ignore[return-value]
 
 
+@dataclass(frozen=True)
+class Scope:
+    """What the request asks the license to be valid for (all optional)."""
+
+    fingerprint: str | None = None
+    product: str | None = None
+    policy: str | None = None
+    entitlements: tuple[str, ...] | None = None
+
+
+def scope_of(fields: dict) -> Scope:
+    """The scope of a request as the schema loaded it."""
+    entitlements = fields.get("entitlements")
+    return Scope(fields.get("fingerprint"), fields.get("product"), fields.get("policy"),
+                 tuple(entitlements) if entitlements else None)
+
+
 def validate(tenant_id: uuid.UUID, text: object, fingerprint: str | None,
-             product: str | None, ip: str | None, now: datetime) -> Outcome:
+             product: str | None, ip: str | None, now: datetime,
+             scope: Scope | None = None) -> Outcome:
     """Decide, take the budgets and record: from the ledger when what it knows is fresh,
     else in one round trip to Redis in the common case."""
-    checked = check_key(text)
+    scope = scope or Scope(fingerprint, product)
+    keys = signing.keyset()
+    checked = check_key(text, keys)
     cache = snapshot.cache()
     entry = None
     if checked.code == GENUINE:
         entry = cache.get(tenant_id, checked.license_id)
-    rates = (_rate_key("license-key", _normalised_key_hash(text)),
+    key_hash = keyformat.presented_key_sha256(text)
+    rates = (_rate_key("license-key", key_hash[:32]),
              _rate_key("license-ip", ip or "unknown"))
     if checked.code != GENUINE or entry is not None:
-        decision = _decide(checked, entry, fingerprint, product, now)
+        decision = _decide(checked, entry, scope, now)
         local = _take_locally(tenant_id, checked, decision, rates, fingerprint, ip, now)
         if local is not None:
+            local.key_sha256 = key_hash
             return local
     try:
         if checked.code == GENUINE and entry is None:
             entry = _refresh(tenant_id, checked.license_id, _generations(tenant_id,
                                                                           checked.license_id))
         for _ in range(3):
-            decision = _decide(checked, entry, fingerprint, product, now)
+            decision = _decide(checked, entry, scope, now)
             answer = _run_script(tenant_id, text, checked, entry, decision, fingerprint, ip,
-                                 now, rates)
+                                 now, rates, keys.generation)
             if answer[0] != 0:
-                return _outcome(decision, answer, tenant_id)
+                return _outcome(decision, answer, tenant_id, key_hash)
+            generations = (answer[1].decode(), answer[2].decode())
+            if generations[0] != keys.generation:
+                # The tenant's keys (or its policies) changed: read the keys again and check
+                # the key again, as every other process does at its next call.
+                signing.forget_keyset(tenant_id)
+                keys = signing.keyset()
+                checked = check_key(text, keys)
             # The license changed since the snapshot was read: read it again and re-decide.
-            entry = _refresh(tenant_id, checked.license_id,
-                             (answer[1].decode(), answer[2].decode()))
+            entry = (_refresh(tenant_id, checked.license_id, generations)
+                     if checked.code == GENUINE else None)
         # Changing faster than it can be read: answer from the last read, unchecked.
-        decision = _decide(checked, entry, fingerprint, product, now)
+        decision = _decide(checked, entry, scope, now)
         answer = _run_script(tenant_id, text, checked, None, decision, fingerprint, ip, now,
-                             rates)
-        return _outcome(decision, answer, tenant_id)
+                             rates, "")
+        return _outcome(decision, answer, tenant_id, key_hash)
     except Exception as exc:
         if not _is_redis_error(exc):
             raise
@@ -198,14 +221,16 @@ def validate(tenant_id: uuid.UUID, text: object, fingerprint: str | None,
                     exc_info=True)
         if checked.code == GENUINE:
             entry = _refresh(tenant_id, checked.license_id, None)
-        return Outcome(_decide(checked, entry, fingerprint, product, now))
+        return Outcome(_decide(checked, entry, scope, now), key_sha256=key_hash)
 
 
 def _take_locally(tenant_id, checked, decision: Decision, rates, fingerprint, ip,
                   now: datetime) -> Outcome | None:
     key_budget, ip_budget = budget("KEY"), budget("IP")
     book = ledger.of_app()
-    generations_of = (tenant_id, checked.license_id) if checked.code == GENUINE else ()
+    # The tenant's generation covers its signing keys too: every answer depends on them.
+    generations_of = ((tenant_id, checked.license_id) if checked.code == GENUINE
+                      else (tenant_id,))
     local = book.take(generations_of, *rates, (key_budget.window * 1000,
                                                 ip_budget.window * 1000))
     if local is None:
@@ -237,13 +262,14 @@ def _refresh(tenant_id: uuid.UUID, license_id: uuid.UUID,
     return snapshot.cache().put(tenant_id, read, generations)
 
 
-def _decide(checked, entry, fingerprint, product, now) -> Decision:
+def _decide(checked, entry, scope: Scope, now) -> Decision:
     if checked.code != GENUINE:
         return Decision(checked.code)
     if entry is None:
         return Decision("NOT_FOUND")
-    return decide(entry.snapshot, fingerprint, product, now,
-                  functools.partial(_executions_used, entry.snapshot, now))
+    return decide(entry.snapshot, scope.fingerprint, scope.product, now,
+                  functools.partial(_executions_used, entry.snapshot, now),
+                  policy_scope=scope.policy, entitlements=scope.entitlements)
 
 
 def _executions_used(license_: snapshot.LicenseSnapshot, now: datetime) -> int:
@@ -259,7 +285,7 @@ def _executions_used(license_: snapshot.LicenseSnapshot, now: datetime) -> int:
 
 
 def _run_script(tenant_id, text, checked, entry, decision: Decision, fingerprint, ip, now,
-                rates):
+                rates, keys_generation: str):
     """The hot path's script, with whatever the ledger owes Redis in the same round trip;
     what Redis answers is taught to the ledger."""
     key_budget, ip_budget = budget("KEY"), budget("IP")
@@ -274,7 +300,7 @@ def _run_script(tenant_id, text, checked, entry, decision: Decision, fingerprint
                      keys_["log"], keys_["flag"]],
             "args": [*expected, key_budget.limit, key_budget.window, ip_budget.limit,
                      ip_budget.window, license_id, now.isoformat(), log_entry,
-                     counters.LOG_CAP, counters.FLUSH_DELAY]}
+                     counters.LOG_CAP, counters.FLUSH_DELAY, keys_generation]}
     book = ledger.of_app()
     owed = book.take_owed()
     asked_at = book.monotonic()
@@ -290,9 +316,9 @@ def _run_script(tenant_id, text, checked, entry, decision: Decision, fingerprint
         ledger.schedule_won_flushes(flags, results)
         answer = results[-1]
     if answer[0] == 2:
-        if entry is not None or checked.code != GENUINE:
-            book.confirmed((tenant_id, checked.license_id) if checked.code == GENUINE else (),
-                           asked_at)
+        if (entry is not None or checked.code != GENUINE) and keys_generation:
+            book.confirmed((tenant_id, checked.license_id) if checked.code == GENUINE
+                           else (tenant_id,), asked_at)
         book.learned(rates[0], key_budget.limit, key_budget.limit - int(answer[1]),
                      -(-int(answer[4]) // 1000), asked_at)
         book.learned(rates[1], ip_budget.limit, ip_budget.limit - int(answer[2]),
@@ -300,11 +326,13 @@ def _run_script(tenant_id, text, checked, entry, decision: Decision, fingerprint
     return answer
 
 
-def _outcome(decision: Decision, answer: list, tenant_id: uuid.UUID) -> Outcome:
+def _outcome(decision: Decision, answer: list, tenant_id: uuid.UUID,
+             key_hash: str) -> Outcome:
     if answer[0] == 1:
         return Outcome(decision, remaining=0, limit=int(answer[3]),
-                       refused=answer[1].decode(), retry_after=-(-int(answer[2]) // 1000))
+                       refused=answer[1].decode(), retry_after=-(-int(answer[2]) // 1000),
+                       key_sha256=key_hash)
     if answer[3]:
         counters.schedule_flush(tenant_id)
     return Outcome(decision, remaining=max(min(int(answer[1]), int(answer[2])), 0),
-                   limit=budget("KEY").limit)
+                   limit=budget("KEY").limit, key_sha256=key_hash)

@@ -13,8 +13,10 @@ prefix without invalidating keys already sold; the kid names the signing key ins
 context string keeps these signatures from ever being valid for another message type
 (the response signatures use a different construction). Crockford base32 is case-insensitive
 and has no I, L, O or U, so a key read aloud or retyped survives; decoding maps I/L→1, O→0
-and ignores hyphens and spaces. 93 bytes → 149 characters, plus a prefix of at most 12
-characters and the separator: at most 162 characters.
+and ignores hyphens and spaces. 93 bytes → 149 characters (one padding bit, which must be
+zero), plus a prefix of 2-12 characters and the separator: at most 162 characters as issued.
+A key may be grouped with hyphens or spaces when it is written down; the text accepted is at
+most ``MAX_TEXT`` characters. The prefix ends at the first hyphen or space.
 
 clients/python/license_verifier.py implements the same decoding independently, so that an
 embedded agent can verify a key with only ``cryptography``; the published vectors keep the
@@ -23,6 +25,8 @@ two in agreement.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import struct
 import uuid
 from dataclasses import dataclass
@@ -37,6 +41,12 @@ _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _DECODE = {c: i for i, c in enumerate(_ALPHABET)}
 _DECODE.update({"I": 1, "L": 1, "O": 0})
 _ENCODED_LEN = -(-(PAYLOAD_LEN + SIGNATURE_LEN) * 8 // 5)
+MAX_TEXT = 256  # the issued 162 characters with room for grouping hyphens or spaces
+PREFIX = re.compile(r"^[A-Z][A-Z0-9]{1,11}$")  # the tenants' rule (tenants.service)
+_SEPARATORS = re.compile(r"[- ]")
+# For the presented key's hash: separators and ASCII whitespace out, ASCII letters upper.
+_HASH_FORM = {**{ord(c): None for c in " -\t\r\n"},
+              **{ord(c): ord(c.upper()) for c in "abcdefghijklmnopqrstuvwxyz"}}
 
 
 class MalformedKey(ValueError):
@@ -92,15 +102,25 @@ def signing_input(payload: KeyPayload) -> bytes:
     return CONTEXT + payload.to_bytes()
 
 
+def presented_key_sha256(text: object) -> str:
+    """The hash a validation answer echoes for the key it was asked about (hex SHA-256 of
+    the text without hyphens, spaces, tabs or line breaks, ASCII letters upper-cased): the
+    same for every way of writing one key, different for another key."""
+    normalised = text.translate(_HASH_FORM) if isinstance(text, str) else ""
+    return hashlib.sha256(normalised.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def parse(text: str) -> ParsedKey:
     """Split and decode a key; raises MalformedKey. The signature is NOT checked here."""
-    if not isinstance(text, str) or len(text) > 256:
-        raise MalformedKey("a license key is a string of at most 200 characters")
-    cleaned = text.strip().upper().replace(" ", "")
-    prefix, sep, body = cleaned.partition("-")
-    if not sep or not prefix:
-        raise MalformedKey("a license key starts with its prefix and a hyphen")
-    body = body.replace("-", "")
+    if not isinstance(text, str) or len(text) > MAX_TEXT:
+        raise MalformedKey(f"a license key is a string of at most {MAX_TEXT} characters")
+    cleaned = text.strip().upper()
+    parts = _SEPARATORS.split(cleaned, maxsplit=1)
+    if len(parts) != 2 or not PREFIX.match(parts[0]):
+        raise MalformedKey("a license key starts with its prefix (2-12 letters or digits, "
+                           "a letter first) and a hyphen")
+    prefix, body = parts
+    body = _SEPARATORS.sub("", body)
     if len(body) != _ENCODED_LEN:
         raise MalformedKey("the key has the wrong length")
     raw = b32decode(body, PAYLOAD_LEN + SIGNATURE_LEN)

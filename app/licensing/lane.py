@@ -88,12 +88,13 @@ class ValidationLane:
         g.request_id = logs.request_id_for(environ.get("HTTP_X_REQUEST_ID", ""))
         now = clock.now()
         outcome = hotpath.validate(tenant.id, fields["key"], fields["fingerprint"],
-                                   fields["product"], environ.get("REMOTE_ADDR"), now)
+                                   fields["product"], environ.get("REMOTE_ADDR"), now,
+                                   hotpath.scope_of(fields))
         if outcome.refused is not None:
             return None
         # The answer schema dumps this dict unchanged (a test compares the lane's answers
         # with the route's), so the lane serialises it directly, compact as Flask does.
-        payload = (self.app.json.dumps(answer(outcome, fields["nonce"], now),
+        payload = (self.app.json.dumps(answer(outcome, fields, now),
                                        separators=(",", ":")) + "\n").encode()
         headers = {"Content-Type": "application/json", "Content-Length": str(len(payload)),
                    "X-Request-ID": g.request_id, **rate_limit_headers(outcome),

@@ -40,7 +40,7 @@ def expiry_state(license_: License, now: datetime) -> str:
     return "grace" if now <= license_.expires_at + grace else "expired"
 
 
-def _require_usable(license_: License, now: datetime) -> None:
+def require_usable(license_: License, now: datetime) -> None:
     if license_.status == "revoked":
         raise ApiError(403, "license_revoked", "This license has been revoked.")
     if license_.status == "suspended":
@@ -57,14 +57,14 @@ def _lock(license_id: uuid.UUID) -> None:
 
 
 def activate(license_: License, fingerprint: str, name: str = "",
-             ip: str | None = None) -> tuple[Machine, bool]:
+             ip: str | None = None, cores: int | None = None) -> tuple[Machine, bool]:
     """Give ``fingerprint`` a seat; returns (machine, created). Idempotent per fingerprint."""
     fingerprint = (fingerprint or "").strip()
     if not fingerprint or len(fingerprint) > 255:
         raise ApiError(422, "validation_failed", "A fingerprint of 1-255 characters is needed.",
                        details={"fields": {"fingerprint": "1-255 characters"}})
     now = clock.now()
-    _require_usable(license_, now)
+    require_usable(license_, now)
     _lock(license_.id)
     policy = license_.policy
     machines = list(db.session.scalars(
@@ -84,8 +84,15 @@ def activate(license_: License, fingerprint: str, name: str = "",
         raise ApiError(409, "too_many_machines",
                        f"This license allows {limit} machine(s) and all seats are taken.",
                        details={"max_machines": limit})
+    if policy.max_cores is not None:
+        used = sum(m.cores or 0 for m in machines if m.id not in dead)
+        if used + (cores or 0) > policy.max_cores:
+            raise ApiError(409, "too_many_cores",
+                           f"This license allows {policy.max_cores} cores in all and its "
+                           f"machines already report {used}.",
+                           details={"max_cores": policy.max_cores, "cores_used": used})
     machine = Machine(license_id=license_.id, fingerprint=fingerprint, name=(name or "")[:120],
-                      ip=ip, last_heartbeat_at=now)
+                      ip=ip, last_heartbeat_at=now, cores=cores)
     db.session.add(machine)
     db.session.flush()
     from app.integrations.events import emit
@@ -112,11 +119,13 @@ def deactivate(machine: Machine) -> None:
 def heartbeat(machine: Machine) -> Machine:
     now = clock.now()
     license_ = machine.license
-    _require_usable(license_, now)
+    require_usable(license_, now)
     if is_dead(machine, license_.policy, now):
         raise ApiError(409, "heartbeat_dead",
                        "This machine missed its heartbeat and lost its seat; activate it again.")
     machine.last_heartbeat_at = now
+    if machine.first_heartbeat_at is None:
+        machine.first_heartbeat_at = now
     return machine
 
 

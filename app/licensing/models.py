@@ -85,6 +85,14 @@ class Policy(IdMixin, TenantScoped, TimestampMixin, db.Model):
     execution_period_seconds: Mapped[int] = mapped_column(Integer, nullable=False,
                                                           default=30 * 24 * 3600)
     fingerprint_required: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # Granted to every license of the policy (with its product's and the license's own).
+    entitlements: Mapped[list] = mapped_column(JSON, nullable=False, default=list)
+    # Machines must send a first heartbeat before they validate (HEARTBEAT_NOT_STARTED).
+    require_heartbeat: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # Licenses must check in at least this often (OVERDUE otherwise); None: never.
+    check_in_interval_seconds: Mapped[int | None] = mapped_column(Integer)
+    # The cores all live machines of a license may report together; None: unlimited.
+    max_cores: Mapped[int | None] = mapped_column(Integer)
 
     product: Mapped[Product] = relationship(lazy="joined")
 
@@ -124,6 +132,9 @@ class License(IdMixin, TenantScoped, TimestampMixin, db.Model):
     # When license.expired was emitted for the current expiry (the periodic expiry scan sets
     # it; a renewal or extension clears it so that the new expiry is announced in its turn).
     expiry_announced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Entitlements of this license alone (its product's and policy's come on top).
+    entitlements: Mapped[list] = mapped_column(JSON, nullable=False, default=list)
+    last_check_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     policy: Mapped[Policy] = relationship(lazy="joined")
     product: Mapped[Product] = relationship(lazy="joined")
@@ -144,6 +155,9 @@ class Machine(IdMixin, TenantScoped, TimestampMixin, db.Model):
     ip: Mapped[str | None] = mapped_column(String(64))
     last_heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False,
                                                         default=clock.now)
+    # None until the machine's first heartbeat (activation is not one).
+    first_heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cores: Mapped[int | None] = mapped_column(Integer)  # as reported at activation
 
     license: Mapped[License] = relationship(back_populates="machines")
 

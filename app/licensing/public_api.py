@@ -6,11 +6,12 @@ Machine endpoints authenticate with the license key itself (``Authorization: Lic
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from datetime import datetime, timedelta
 
 from flask import Blueprint as FlaskBlueprint
-from flask import Response, g, jsonify, request
+from flask import Response, current_app, g, jsonify, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -18,10 +19,11 @@ from app import clock
 from app.api.limits import limiter
 from app.errors import ApiError
 from app.extensions import db
-from app.licensing import counters, hotpath, machines, signing
+from app.licensing import counters, files, hotpath, machines, service, signing
 from app.licensing.models import Machine
 from app.licensing.schemas import (
     ActivateMachineSchema,
+    CheckInSchema,
     ExecutionsAnswerSchema,
     ExecutionsSchema,
     MachineSchema,
@@ -38,10 +40,15 @@ machines_blp = Blueprint("license_machines", __name__,
                                      "(authenticated with the license key)")
 wellknown_bp = FlaskBlueprint("license_wellknown", __name__)
 VALIDATE_PATH = "/api/v1/licenses/validate"
+WELL_KNOWN_PATH = "/.well-known/license-keys.json"
+# Where verifiers shipped before the neutral path fetch the keys: served, not documented.
+LEGACY_WELL_KNOWN_PATH = "/.well-known/albedo/license-keys.json"
 _BUDGET_NAMES = {"key": "of this license key", "ip": "from this IP address"}
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
-@wellknown_bp.get("/.well-known/albedo/license-keys.json")
+@wellknown_bp.get(WELL_KNOWN_PATH)
+@wellknown_bp.get(LEGACY_WELL_KNOWN_PATH, endpoint="legacy_license_keys")
 def license_keys() -> Response:
     """The reseller's public signing keys (JWK set): what offline verifiers pin."""
     response = jsonify(signing.jwks())
@@ -49,19 +56,49 @@ def license_keys() -> Response:
     return response
 
 
+def readable_nonce() -> str | None:
+    """The request's nonce wherever it can be read: the JSON body, a form body, or the
+    query string (a GET answered 405 has no body). None when none is a string of 1-128."""
+    candidates: list[object] = []
+    with contextlib.suppress(Exception):  # an unreadable body (too large, cut short)
+        if request.mimetype in _FORM_TYPES:
+            candidates.append(request.form.get("nonce"))
+        else:
+            data = request.get_json(force=True, silent=True)
+            if isinstance(data, dict):
+                candidates.append(data.get("nonce"))
+    candidates.append(request.args.get("nonce"))
+    return next((c for c in candidates if isinstance(c, str) and 0 < len(c) <= 128), None)
+
+
+def _bind_error(response: Response) -> None:
+    """An error answer echoes the request's nonce and the time, as a 200 answer does, so a
+    client tells a fresh refusal from a replayed one."""
+    body = response.get_json(silent=True)
+    if not isinstance(body, dict) or "error" not in body:
+        return
+    body["nonce"] = readable_nonce()
+    body["ts"] = clock.now().isoformat()
+    response.set_data(current_app.json.dumps(body, separators=(",", ":")) + "\n")
+
+
 @validate_blp.after_app_request
 def _sign_answer(response: Response) -> Response:
     # Every answer on the validation path, errors included (422, 429, and the 405 or 415
     # that routing and the API conventions give before this blueprint is even chosen), is
-    # signed: a client holding only the public key can tell a genuine answer from a forged
-    # or altered one. A domain that resolves to no tenant has no key to sign with (its 404
-    # is unsigned; a verifier rejects it like any unsigned answer).
+    # signed and echoes the nonce: a client holding only the public key can tell a genuine,
+    # fresh answer from a forged, altered or replayed one. A domain that resolves to no
+    # tenant has no key to sign with (its 404 is unsigned; a verifier rejects it like any
+    # unsigned answer).
     if (request.path.rstrip("/") != VALIDATE_PATH or current_or_none() is None
             or response.direct_passthrough):
         return response
     response.headers.update(g.pop("rate_limit_headers", {}))
+    if response.status_code >= 400:
+        _bind_error(response)
+    # A 200 was decided with keys the hot path just confirmed; an error asks Redis first.
     headers = signing.sign_response(request.method, request.path, request.host,
-                                    response.get_data())
+                                    response.get_data(), fresh=response.status_code != 200)
     response.headers.update(headers)
     return response
 
@@ -80,16 +117,19 @@ class Validate(MethodView):
     def post(self, body: dict):
         """Validate a license key on this reseller's domain.
 
-        Public (no authentication), rate-limited per key and per IP. The answer is always
-        200 with a `code` (see docs/license-keys.md for codes and their precedence) and is
-        signed: headers `Date`, `Digest: SHA-256=…` and `Albedo-Signature` (Ed25519 over
-        the request line, host, date and digest; keyid names the key in
-        `/.well-known/albedo/license-keys.json`). The `nonce` is echoed so that a client
-        can reject a replayed answer.
+        Public (no authentication), rate-limited per key and per IP. A well-formed request
+        within its budgets is answered 200 with a `code` (see the license key guide for the
+        codes and their precedence); over budget 429, malformed 400/415/422. Every answer
+        is signed: headers `Date`, `Digest: SHA-256=…` and `License-Signature` (Ed25519
+        over the request line, host, date and digest; keyid names the key in
+        `/.well-known/license-keys.json`). Every answer echoes the `nonce` and the time;
+        a 200 also echoes what was validated (`scope`: the key's hash, fingerprint,
+        product, policy, entitlements), which a client must compare with its request.
         """
         now = clock.now()
         outcome = hotpath.validate(current().id, body["key"], body.get("fingerprint"),
-                                   body.get("product"), request.remote_addr, now)
+                                   body.get("product"), request.remote_addr, now,
+                                   hotpath.scope_of(body))
         if outcome.refused is not None:
             raise ApiError(429, "rate_limited",
                            f"Too many validations {_BUDGET_NAMES[outcome.refused]}: the limit is "
@@ -100,7 +140,7 @@ class Validate(MethodView):
                                     "X-RateLimit-Limit": str(outcome.limit),
                                     "X-RateLimit-Remaining": "0"})
         g.rate_limit_headers = rate_limit_headers(outcome)
-        return answer(outcome, body.get("nonce"), now)
+        return answer(outcome, body, now)
 
 
 def rate_limit_headers(outcome: hotpath.Outcome) -> dict[str, str]:
@@ -111,9 +151,11 @@ def rate_limit_headers(outcome: hotpath.Outcome) -> dict[str, str]:
             "X-RateLimit-Remaining": str(outcome.remaining)}
 
 
-def answer(outcome: hotpath.Outcome, nonce: str | None, now: datetime) -> dict:
-    """The body of an accepted validation (ValidateAnswerSchema dumps it)."""
+def answer(outcome: hotpath.Outcome, fields: dict, now: datetime) -> dict:
+    """The body of an accepted validation (ValidateAnswerSchema dumps it): the decision,
+    bound to the request it answers (the key's hash, the scope asked for, the nonce)."""
     decision = outcome.decision
+    entitlements = fields.get("entitlements")
     return {
         "valid": decision.code == "VALID",
         "code": decision.code,
@@ -121,7 +163,10 @@ def answer(outcome: hotpath.Outcome, nonce: str | None, now: datetime) -> dict:
         "flags": decision.flags,
         "license": (license_view(decision.snapshot, now)
                     if decision.snapshot is not None else None),
-        "nonce": nonce,
+        "scope": {"key_sha256": outcome.key_sha256, "fingerprint": fields.get("fingerprint"),
+                  "product": fields.get("product"), "policy": fields.get("policy"),
+                  "entitlements": list(entitlements) if entitlements is not None else None},
+        "nonce": fields.get("nonce"),
         "ts": now.isoformat(),
     }
 
@@ -137,7 +182,7 @@ def _license_from_header():
 def _machine_view(machine: Machine) -> dict:
     interval = machine.license.policy.heartbeat_interval_seconds
     return {"id": machine.id, "license_id": machine.license_id,
-            "fingerprint": machine.fingerprint, "name": machine.name,
+            "fingerprint": machine.fingerprint, "name": machine.name, "cores": machine.cores,
             "last_heartbeat_at": machine.last_heartbeat_at, "created_at": machine.created_at,
             "heartbeat_due_at": (machine.last_heartbeat_at + timedelta(seconds=interval)
                                  if interval else None)}
@@ -151,13 +196,19 @@ class Machines(MethodView):
         """Activate a machine (a seat) for the license in `Authorization: License <key>`.
 
         Idempotent per fingerprint: activating a live machine again answers 200 with it.
-        409 `too_many_machines` when every seat is taken by a live machine.
+        409 `too_many_machines` when every seat is taken by a live machine, 409
+        `too_many_cores` when the machines' `cores` would pass the policy's `max_cores`.
+        With `file: true` the answer carries a signed `machine_file` (offline use).
         """
         license_ = _license_from_header()
         machine, created = machines.activate(license_, body["fingerprint"], body["name"],
-                                             request.remote_addr)
+                                             request.remote_addr, body["cores"])
         db.session.commit()
-        return _machine_view(machine), 201 if created else 200
+        view = _machine_view(machine)
+        if body["file"]:
+            view["machine_file"] = files.machine_file(
+                license_, machine, body["file_ttl"] or files.DEFAULT_TTL, body["encrypt"])
+        return view, 201 if created else 200
 
 
 @machines_blp.route("/<uuid:machine_id>")
@@ -180,6 +231,18 @@ class MachineHeartbeat(MethodView):
         machine = machines.heartbeat(machines.get_machine_of(license_, machine_id))
         db.session.commit()
         return _machine_view(machine)
+
+
+@validate_blp.route("/check-in")
+class CheckIn(MethodView):
+    @validate_blp.response(200, CheckInSchema)
+    def post(self):
+        """Check in the license in `Authorization: License <key>`: policies with a check-in
+        interval answer OVERDUE for a license that has not checked in within it."""
+        license_ = service.check_in(_license_from_header())
+        db.session.commit()
+        return {"last_check_in_at": license_.last_check_in_at,
+                "next_check_in_at": service.next_check_in(license_)}
 
 
 @validate_blp.route("/executions")

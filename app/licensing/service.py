@@ -73,6 +73,20 @@ class PolicyInput:
     max_executions_per_period: int | None = None
     execution_period_seconds: int = 30 * 24 * 3600
     fingerprint_required: bool = False
+    entitlements: list[str] | None = None
+    require_heartbeat: bool = False
+    check_in_interval_seconds: int | None = None
+    max_cores: int | None = None
+
+
+INT32_MAX = 2_147_483_647  # the columns are PostgreSQL integers
+ENTITLEMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+
+
+def _entitlement_problem(values: list[str] | None) -> str | None:
+    if values and not all(isinstance(v, str) and ENTITLEMENT.match(v) for v in values):
+        return "codes of letters, digits, '.', '_', ':' or '-' (at most 64 characters)"
+    return None
 
 
 def _check_policy(data: PolicyInput) -> None:
@@ -82,18 +96,29 @@ def _check_policy(data: PolicyInput) -> None:
     if data.expiry_strategy not in EXPIRY_STRATEGIES:
         problems["expiry_strategy"] = "must be restrict or allow"
     for field_name in ("duration_days", "max_machines", "heartbeat_interval_seconds",
-                       "max_executions_per_period"):
+                       "max_executions_per_period", "check_in_interval_seconds", "max_cores"):
         value = getattr(data, field_name)
         if value is not None and value < 1:
             problems[field_name] = "must be at least 1 (or empty for no limit)"
+        elif value is not None and value > INT32_MAX:
+            problems[field_name] = "is too large"
+    for field_name in ("grace_period_seconds", "execution_period_seconds"):
+        if getattr(data, field_name) > INT32_MAX:
+            problems[field_name] = "is too large"
     if not data.floating and data.max_machines not in (None, 1):
         problems["max_machines"] = "a node-locked policy holds one machine; make it floating"
     if data.grace_period_seconds < 0:
         problems["grace_period_seconds"] = "cannot be negative"
     if data.execution_period_seconds < 60:
         problems["execution_period_seconds"] = "must be at least 60"
+    if data.require_heartbeat and not data.heartbeat_interval_seconds:
+        problems["require_heartbeat"] = "needs a heartbeat interval"
+    entitlement_problem = _entitlement_problem(data.entitlements)
+    if entitlement_problem:
+        problems["entitlements"] = entitlement_problem
     if problems:
         raise _invalid(problems)
+    data.entitlements = sorted(set(data.entitlements or []))
 
 
 def create_policy(product: Product, data: PolicyInput) -> Policy:
@@ -155,11 +180,14 @@ def emit_license_event(event: str, license_: License, **extra: Any) -> None:
 def issue_license(policy: Policy, *, name: str = "", customer_email: str | None = None,
                   owner_id: uuid.UUID | None = None, expires_at: datetime | None = None,
                   bulk_issue_id: uuid.UUID | None = None,
-                  key: signing.LoadedKey | None = None) -> License:
+                  key: signing.LoadedKey | None = None,
+                  entitlements: list[str] | None = None) -> License:
     """Issue one license under ``policy``; its expiry defaults to now + the policy's duration."""
     email = (customer_email or "").strip().lower() or None
     if email and not EMAIL.match(email):
         raise _invalid({"customer_email": "must be an email address"})
+    if _entitlement_problem(entitlements):
+        raise _invalid({"entitlements": _entitlement_problem(entitlements)})
     if bulk_issue_id is None:  # a bulk issue reserved its room when it started
         ensure_room("licenses")
     if expires_at is None and policy.duration_days:
@@ -167,7 +195,8 @@ def issue_license(policy: Policy, *, name: str = "", customer_email: str | None 
     license_ = License(id=uuid.uuid4(), policy_id=policy.id, product_id=policy.product_id,
                        name=(name or "").strip()[:120], customer_email=email, owner_id=owner_id,
                        expires_at=_whole_seconds(expires_at), status="active",
-                       bulk_issue_id=bulk_issue_id)
+                       bulk_issue_id=bulk_issue_id,
+                       entitlements=sorted(set(entitlements or [])))
     _sign(license_, key)
     db.session.add(license_)
     if bulk_issue_id is None:
@@ -240,6 +269,23 @@ def extend(license_: License, expires_at: datetime | None,
     _audit(action, license_, previous_expires_at=previous and previous.isoformat(),
            expires_at=license_.expires_at and license_.expires_at.isoformat())
     return license_
+
+
+def check_in(license_: License) -> License:
+    """An agent's check-in (policies with a check-in interval answer OVERDUE without one)."""
+    from app.licensing.machines import require_usable
+
+    now = clock.now()
+    require_usable(license_, now)
+    license_.last_check_in_at = now
+    return license_
+
+
+def next_check_in(license_: License) -> datetime | None:
+    interval = license_.policy.check_in_interval_seconds
+    if not interval:
+        return None
+    return (license_.last_check_in_at or license_.created_at) + timedelta(seconds=interval)
 
 
 def attach_customer(license_: License, email: str | None) -> License:

@@ -6,8 +6,16 @@ encrypted (secrets_box, bound to the tenant and the kid): a blob copied into ano
 tenant's row does not decrypt.
 
 The validation hot path must not decrypt or query on every request, so each process keeps
-a short-lived cache of a tenant's loaded keys (``KEY_CACHE_TTL``); rotation and retirement
-clear the local cache at once and other processes within the TTL.
+a tenant's loaded keys together with the tenant's generation counter (``freshness``) they
+were read under. Creating, rotating or retiring a key bumps that counter at commit; the hot
+path's Redis script compares it as it does for license snapshots, and everything else that
+signs or publishes (issuing a license, the JWKS) asks Redis for the counter first. So a
+rotation or retirement takes effect in every process at once (on the hot path: at its next
+call to Redis, i.e. within ``ALBEDO_LICENSE_SYNC_SECONDS``). ``KEY_CACHE_MAX_AGE`` only
+bounds the damage of a lost bump.
+
+A tenant's first key is made with the tenant (``install``: a session hook), so its JWKS
+is never empty.
 """
 
 from __future__ import annotations
@@ -27,19 +35,24 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
-from flask import current_app
-from sqlalchemy import select
+from flask import current_app, has_app_context
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
 from app import clock, secrets_box
 from app.errors import ApiError
 from app.extensions import db
 from app.licensing import keyformat
 from app.licensing.models import SigningKey
-from tenants.context import current_id
+from tenants.context import cross_tenant, current_id
 
-KEY_CACHE_TTL = 10.0
+KEY_CACHE_MAX_AGE = 30.0
 SIGNATURE_ALGORITHM = "ed25519"
 SIGNED_HEADERS = "(request-target) host date digest"
+# The signature header. The neutral name is the documented one; the legacy name is what
+# verifiers shipped before it read (see ``legacy_signature_header``).
+SIGNATURE_HEADER = "License-Signature"
+LEGACY_SIGNATURE_HEADER = "Albedo-Signature"
 
 
 def _b64url(data: bytes) -> str:
@@ -66,6 +79,8 @@ class KeySet:
     # Kids this tenant used to sign with: a key naming one fails as BAD_SIGNATURE, not as
     # NOT_FOUND (answered without a query, like every other step before the license).
     retired_kids: frozenset[str] = frozenset()
+    # The tenant's generation counter when the rows were read ('' when Redis was away).
+    generation: str = ""
 
     @property
     def signer(self) -> LoadedKey | None:
@@ -88,7 +103,7 @@ class _Cache:
 
     def put(self, tenant_id: uuid.UUID, keyset: KeySet) -> None:
         with self._lock:
-            self._entries[tenant_id] = (time.monotonic() + KEY_CACHE_TTL, keyset)
+            self._entries[tenant_id] = (time.monotonic() + KEY_CACHE_MAX_AGE, keyset)
 
     def forget(self, tenant_id: uuid.UUID) -> None:
         with self._lock:
@@ -106,9 +121,9 @@ def _tenant_id() -> uuid.UUID:
     return tenant_id
 
 
-def create_key() -> SigningKey:
-    """A new signing key for the tenant in context; it signs from now on."""
-    tenant_id = _tenant_id()
+def create_key(tenant_id: uuid.UUID | None = None) -> SigningKey:
+    """A new signing key for the tenant in context (or ``tenant_id``); it signs from now on."""
+    tenant_id = tenant_id or _tenant_id()
     private = Ed25519PrivateKey.generate()
     kid = secrets.token_hex(keyformat.KID_BYTES)
     raw_private = private.private_bytes(serialization.Encoding.Raw,
@@ -118,7 +133,8 @@ def create_key() -> SigningKey:
                                                    serialization.PublicFormat.Raw)
     row = SigningKey(
         kid=kid, public_key=_b64url(raw_public),
-        private_key_encrypted=secrets_box.encrypt(raw_private, tenant_id, _purpose(kid)))
+        private_key_encrypted=secrets_box.encrypt(raw_private, tenant_id, _purpose(kid)),
+        tenant_id=tenant_id)
     db.session.add(row)
     db.session.flush()
     _cache().forget(tenant_id)
@@ -180,21 +196,53 @@ def _load(rows: list[SigningKey], tenant_id: uuid.UUID) -> KeySet:
     return KeySet(tuple(loaded))
 
 
-def keyset() -> KeySet:
-    """The tenant's unretired keys, loaded (cached for KEY_CACHE_TTL seconds)."""
+def _current_generation(tenant_id: uuid.UUID) -> str:
+    """The tenant's generation counter now ('' when Redis cannot be asked)."""
+    from app.licensing import freshness
+    from app.redis import get_redis
+
+    try:
+        value = get_redis().get(freshness.tenant_key(tenant_id))
+    except Exception:
+        return ""
+    return value.decode() if value is not None else "0"
+
+
+def keyset(fresh: bool = False) -> KeySet:
+    """The tenant's unretired keys, loaded and cached with the tenant's generation.
+
+    The hot path takes the cached set as it is (its Redis script checks the generation and
+    ``forget`` + a second call follow a change); ``fresh=True`` asks Redis first, for the
+    callers that sign something new or publish keys.
+    """
     tenant_id = _tenant_id()
     cached = _cache().get(tenant_id)
+    generation = None
+    if fresh and cached is not None:
+        generation = _current_generation(tenant_id)
+        if generation != cached.generation or not generation:
+            cached = None
     if cached is not None:
         return cached
+    if generation is None:
+        generation = _current_generation(tenant_id)  # before the read: a later bump wins
     rows = keys_newest_first(include_retired=True)
     loaded = _load([row for row in rows if not row.retired], tenant_id)
-    loaded = KeySet(loaded.keys, frozenset(row.kid for row in rows if row.retired))
-    _cache().put(tenant_id, loaded)
+    loaded = KeySet(loaded.keys, frozenset(row.kid for row in rows if row.retired), generation)
+    if generation:
+        _cache().put(tenant_id, loaded)
     return loaded
 
 
-def signer() -> LoadedKey:
-    loaded = keyset()
+def forget_keyset(tenant_id: uuid.UUID) -> None:
+    """Drop the cached keys of a tenant (the hot path learned its generation moved)."""
+    _cache().forget(tenant_id)
+
+
+def signer(fresh: bool = True) -> LoadedKey:
+    """The key that signs now: asked of Redis first unless ``fresh=False`` (the hot path,
+    whose keys were just confirmed or will be by its script)."""
+    loaded = keyset(fresh=fresh)
     if loaded.signer is None:
         ensure_key()
         db.session.commit()
@@ -204,10 +252,53 @@ def signer() -> LoadedKey:
 
 
 def jwks() -> dict:
-    """The public JWK set of the tenant in context (RFC 8037: OKP / Ed25519)."""
+    """The public JWK set of the tenant in context (RFC 8037: OKP / Ed25519).
+
+    ``retired_kids`` (an extra member, allowed by RFC 7517) lists the kids this reseller
+    retired, so an offline verifier answers BAD_SIGNATURE for what they signed, as the
+    validation endpoint does, rather than UNKNOWN_KEY.
+    """
+    rows = keys_newest_first(include_retired=True)
     return {"keys": [{"kty": "OKP", "crv": "Ed25519", "x": row.public_key, "kid": row.kid,
                       "use": "sig", "alg": "EdDSA"}
-                     for row in keys_newest_first()]}
+                     for row in rows if not row.retired],
+            "retired_kids": sorted(row.kid for row in rows if row.retired)}
+
+
+def install() -> None:
+    """Make every new tenant's first signing key in the transaction that creates it."""
+    global _installed
+    if _installed:
+        return
+
+    @event.listens_for(Session, "after_flush")
+    def _note_new_tenants(session, flush_context):
+        from tenants.models import Tenant
+
+        new = [obj.id for obj in session.new if isinstance(obj, Tenant)]
+        if new:
+            session.info.setdefault(_NEW_TENANTS, []).extend(new)
+
+    @event.listens_for(Session, "before_commit")
+    def _first_keys(session):
+        pending = session.info.pop(_NEW_TENANTS, None)
+        if not pending or not has_app_context():
+            return  # no app, no encryption keys: ensure_key makes it at first use
+        # Written for a tenant that is not (yet) the one in context: name why.
+        with cross_tenant("a new tenant's first license signing key"):
+            for tenant_id in pending:
+                create_key(tenant_id)
+            session.flush()
+
+    @event.listens_for(Session, "after_rollback")
+    def _discard(session):
+        session.info.pop(_NEW_TENANTS, None)
+
+    _installed = True
+
+
+_NEW_TENANTS = "albedo_new_tenants"
+_installed = False
 
 
 # --- license keys -------------------------------------------------------------------------
@@ -242,13 +333,27 @@ def signing_string(method: str, path: str, host: str, date: str, digest: str) ->
             f"date: {date}\ndigest: {digest}").encode()
 
 
-def sign_response(method: str, path: str, host: str, body: bytes) -> dict[str, str]:
-    """The Date, Digest and Albedo-Signature headers for an answer with this body."""
-    key = signer()
+def legacy_signature_header() -> bool:
+    """Whether answers also carry the legacy header (``ALBEDO_LICENSE_LEGACY_SIGNATURE``)."""
+    return current_app.extensions["albedo.settings"].license_legacy_signature
+
+
+def sign_response(method: str, path: str, host: str, body: bytes,
+                  fresh: bool = False) -> dict[str, str]:
+    """The Date, Digest and License-Signature headers for an answer with this body.
+
+    Verifiers shipped before the neutral name read ``Albedo-Signature``; a copy under that
+    name is sent too unless the operator turned it off (they cannot be updated by us, and
+    an answer they cannot verify would lock their holders out).
+    """
+    key = signer(fresh=fresh)
     assert key.private is not None
     date = http_date()
     digest = digest_header(body)
     signature = key.private.sign(signing_string(method, path, host, date, digest))
     value = (f'keyid="{key.kid}",algorithm="{SIGNATURE_ALGORITHM}",'
              f'headers="{SIGNED_HEADERS}",signature="{base64.b64encode(signature).decode()}"')
-    return {"Date": date, "Digest": digest, "Albedo-Signature": value}
+    headers = {"Date": date, "Digest": digest, SIGNATURE_HEADER: value}
+    if legacy_signature_header():
+        headers[LEGACY_SIGNATURE_HEADER] = value
+    return headers

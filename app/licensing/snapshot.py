@@ -39,6 +39,9 @@ class PolicyView:
     max_executions_per_period: int | None
     execution_period_seconds: int
     fingerprint_required: bool
+    require_heartbeat: bool = False
+    check_in_interval_seconds: int | None = None
+    max_cores: int | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,8 @@ class ProductView:
 class MachineView:
     fingerprint: str
     last_heartbeat_at: datetime
+    cores: int | None = None
+    heartbeat_started: bool = True
 
 
 @dataclass(frozen=True)
@@ -63,17 +68,29 @@ class LicenseSnapshot:
     policy: PolicyView
     product: ProductView
     machines: tuple[MachineView, ...]
+    policy_id: uuid.UUID | None = None
+    # Product's, policy's and license's entitlements together, sorted.
+    entitlements: tuple[str, ...] = ()
+    created_at: datetime | None = None
+    last_check_in_at: datetime | None = None
+    owner_banned: bool = False
 
 
 def load(license_id: uuid.UUID) -> LicenseSnapshot | None:
-    """Read a license of the current tenant (two queries), or None if it has none such."""
+    """Read a license of the current tenant (two queries, three with an owner), or None if
+    it has none such."""
+    from app.auth.models import User
+
     license_ = db.session.get(License, license_id)
     if license_ is None:
         return None
     policy, product = license_.policy, license_.product
     machines = db.session.execute(
-        select(Machine.fingerprint, Machine.last_heartbeat_at)
+        select(Machine.fingerprint, Machine.last_heartbeat_at, Machine.cores,
+               Machine.first_heartbeat_at)
         .where(Machine.license_id == license_id).order_by(Machine.created_at)).all()
+    banned = license_.owner_id is not None and db.session.scalars(
+        select(User.banned_at).where(User.id == license_.owner_id)).first() is not None
     return LicenseSnapshot(
         id=license_.id, status=license_.status, expires_at=license_.expires_at,
         policy=PolicyView(
@@ -82,9 +99,23 @@ def load(license_id: uuid.UUID) -> LicenseSnapshot | None:
             floating=policy.floating, heartbeat_interval_seconds=policy.heartbeat_interval_seconds,
             max_executions_per_period=policy.max_executions_per_period,
             execution_period_seconds=policy.execution_period_seconds,
-            fingerprint_required=policy.fingerprint_required),
+            fingerprint_required=policy.fingerprint_required,
+            require_heartbeat=policy.require_heartbeat,
+            check_in_interval_seconds=policy.check_in_interval_seconds,
+            max_cores=policy.max_cores),
         product=ProductView(code=product.code, entitlements=tuple(product.entitlements or ())),
-        machines=tuple(MachineView(fp, beat) for fp, beat in machines))
+        machines=tuple(MachineView(fp, beat, cores, first is not None)
+                       for fp, beat, cores, first in machines),
+        policy_id=license_.policy_id, entitlements=entitlements_of(license_),
+        created_at=license_.created_at, last_check_in_at=license_.last_check_in_at,
+        owner_banned=banned)
+
+
+def entitlements_of(license_: License) -> tuple[str, ...]:
+    """A license's entitlements: its product's, its policy's and its own."""
+    return tuple(sorted({*(license_.product.entitlements or ()),
+                         *(license_.policy.entitlements or ()),
+                         *(license_.entitlements or ())}))
 
 
 @dataclass(frozen=True)

@@ -127,7 +127,12 @@ def policies():
                 floating=form.get("floating") == "on",
                 heartbeat_interval_seconds=_int_or_none(form.get("heartbeat_interval_seconds")),
                 max_executions_per_period=_int_or_none(form.get("max_executions_per_period")),
-                fingerprint_required=form.get("fingerprint_required") == "on")
+                fingerprint_required=form.get("fingerprint_required") == "on",
+                require_heartbeat=form.get("require_heartbeat") == "on",
+                check_in_interval_seconds=_int_or_none(form.get("check_in_interval_seconds")),
+                max_cores=_int_or_none(form.get("max_cores")),
+                entitlements=[e.strip() for e in form.get("entitlements", "").split(",")
+                              if e.strip()])
             service.create_policy(product, data)
             db.session.commit()
             flash("Policy created.")

@@ -137,9 +137,8 @@ class Invitations(MethodView):
     @require(roles=ADMIN)
     def get(self, args, tenant_id: uuid.UUID):
         """The reseller's invitations (its owner's included), newest first, at most 200."""
-        rows = platform_people.invitations_of(platform.get_reseller(tenant_id),
+        return platform_people.invitations_of(platform.get_reseller(tenant_id),
                                               None if args["state"] == "all" else "pending")
-        return InvitationSchema(many=True).dump(rows)
 
 
 @blp.route("/<uuid:tenant_id>/invitations/<uuid:invitation_id>/<any(resend, revoke):action>")
@@ -148,8 +147,7 @@ class InvitationAction(MethodView):
     @require(roles=ADMIN)
     def post(self, tenant_id: uuid.UUID, invitation_id: uuid.UUID, action: str):
         """Send the invitation again (a fresh link) or withdraw it. Audited in both logs."""
-        invitation = platform_people.act_on_invitation(platform.get_reseller(tenant_id),
-                                                       invitation_id, action, _actor())
-        view = InvitationSchema().dump(invitation)  # the row is the reseller's: dump it now
+        tenant = platform.get_reseller(tenant_id)
+        invitation = platform_people.act_on_invitation(tenant, invitation_id, action, _actor())
         db.session.commit()
-        return view
+        return platform_people.reload(tenant, invitation)

@@ -62,3 +62,10 @@ def act_on_invitation(tenant: Tenant, invitation_id: uuid.UUID, action: str,
     _record(actor, "invitation_resent" if action == "resend" else "invitation_revoked",
             tenant, invitation)
     return invitation
+
+
+def reload(tenant: Tenant, invitation: Invitation) -> Invitation:
+    """Load a committed invitation's attributes again, as its own tenant (for the answer)."""
+    with activate(info_for(tenant)):
+        db.session.refresh(invitation)
+    return invitation

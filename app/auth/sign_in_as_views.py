@@ -72,7 +72,7 @@ def operator_start(tenant_id: uuid.UUID, user_id: uuid.UUID):
             abort(404)
         flash(exc.message)
         return redirect(url_for("tenants_pages.reseller", tenant_id=tenant_id))
-    back = url_for("tenants_pages.reseller", tenant_id=tenant_id, _external=True)
+    back = tenant_url_for("tenants_pages.reseller", tenant_id=tenant_id)  # the platform's URL
     token = impersonation.start_for_staff(current_user._get_current_object(), tenant, staff,
                                           back)
     db.session.commit()

@@ -190,9 +190,14 @@ def usage_page():
         emails = {str(u.id): u.email for u in db.session.scalars(
             select(User).where(User.id.in_([uuid.UUID(k) for k in customers if k != "-"])))}
         customers = {emails.get(k, k): v for k, v in customers.items()}
-    peak = max((r.executions for r in per_day), default=0)
-    return render_template("agents/usage.html", per_day=per_day, peak=peak,
-                           customers=customers, quota=usage_of(caller.user_id))
+    from app.web import charts
+
+    chart = charts.daily_bars(per_day, 30, value=lambda r: r.executions, label="Executions")
+    tokens = charts.daily_bars(per_day, 30, value=lambda r: r.prompt_tokens +
+                               r.completion_tokens, label="Tokens")
+    return render_template("agents/usage.html", per_day=per_day, chart=chart,
+                           tokens_chart=tokens, customers=customers,
+                           quota=usage_of(caller.user_id))
 
 
 @bp.route("/provider", methods=["GET", "POST"])

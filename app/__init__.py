@@ -160,7 +160,9 @@ def _register_features(app: Flask) -> None:
     app.register_blueprint(key_views.bp)
     app.register_blueprint(audit_views.bp)
     app.register_blueprint(tenants_views.bp)
-    from app.auth import people_api, people_views, sign_in_as_views
+    from app.auth import audit_watch, people_api, people_views, sign_in_as_views
+
+    audit_watch.install()  # after the isolation guard: its before_flush runs first
 
     app.register_blueprint(people_views.bp)
     sign_in_as_views.init_app(app)

@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 from app.api.pagination import CursorArgsSchema, page_of, paginate
 from app.auth.guard import current_principal, require
 from app.auth.models import User
-from app.auth.people_api import InvitationArgsSchema, InvitationSchema
+from app.auth.people_api import InvitationSchema, InvitationStateSchema
 from app.extensions import db
 from tenants import platform, platform_people
 from tenants.models import Tenant
@@ -132,7 +132,7 @@ class Users(MethodView):
 
 @blp.route("/<uuid:tenant_id>/invitations")
 class Invitations(MethodView):
-    @blp.arguments(InvitationArgsSchema, location="query")
+    @blp.arguments(InvitationStateSchema, location="query")
     @blp.response(200, InvitationSchema(many=True))
     @require(roles=ADMIN)
     def get(self, args, tenant_id: uuid.UUID):

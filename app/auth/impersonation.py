@@ -39,7 +39,10 @@ _HANDOFF_SALT = "albedo.sign-in-as.handoff"
 # What a session signed in as someone else may not change (blueprint or endpoint names,
 # any method but GET/HEAD/OPTIONS). Whole blueprints, so a page added to them later is
 # covered without remembering this list.
-REFUSED_BLUEPRINTS = frozenset({"account", "api_keys_page", "billing_pages", "oauth"})
+# The API blueprints are listed too: the API authenticates with tokens, never this session,
+# but a browser sends the cookie anyway, and the answer should then be this refusal.
+REFUSED_BLUEPRINTS = frozenset({"account", "api_keys_page", "billing_pages", "oauth",
+                                "api_keys", "auth_api", "billing"})
 # No sign-in-as inside a sign-in-as: one level, so "return" always means the real person.
 REFUSED_ENDPOINTS = frozenset({"sign_in_as.start", "sign_in_as.operator_start"})
 # Allowed inside those blueprints: nothing is changed by reading.

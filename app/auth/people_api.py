@@ -18,9 +18,13 @@ blp = Blueprint("invitations", __name__,
                 description="Invite team members and customers by email")
 
 
-class InvitationArgsSchema(CursorArgsSchema):
+class InvitationStateSchema(Schema):
     state = fields.String(load_default="pending", validate=validate.OneOf(("pending", "all")),
                           metadata={"description": "pending (default; expired included) or all"})
+
+
+class InvitationArgsSchema(CursorArgsSchema, InvitationStateSchema):
+    pass
 
 
 class InvitationCreateSchema(Schema):

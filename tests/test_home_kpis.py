@@ -148,6 +148,10 @@ def test_customer_home_shows_usage_and_never_the_provider(app, acme, make_user, 
     assert recent.count("<tr>") == 2  # header + ann's one execution, not bob's four
     assert "test key" in html
     assert "secret-provider-model" not in html and "0.12" not in html and "USD" not in html
+    for path in ("/agents/executions", re.search(r'href="(/agents/executions/[^"]+)"',
+                                                 recent).group(1)):
+        page = acme.client.get(path).get_data(as_text=True)
+        assert "secret-provider-model" not in page and "0.123456" not in page
     usage = acme.client.get("/agents/usage").get_data(as_text=True)
     assert "secret-provider-model" not in usage and "cost" not in usage.lower()
     assert 'data-testid="usage-executions"' in usage

@@ -182,6 +182,15 @@ def _register_features(app: Flask) -> None:
     app.register_blueprint(key_views.bp)
     app.register_blueprint(audit_views.bp)
     app.register_blueprint(tenants_views.bp)
+    from app.auth import audit_watch, people_api, people_views, sign_in_as_views
+
+    audit_watch.install()  # after the isolation guard: its before_flush runs first
+
+    app.register_blueprint(people_views.bp)
+    sign_in_as_views.init_app(app)
+    nav.register(app, "Customers", "people.customers", ("RESELLER",))
+    nav.register(app, "Team", "people.team", ("RESELLER",))
+    api.register_blueprint(people_api.blp, url_prefix="/api/v1/invitations")
     nav.init_app(app)
     api.register_blueprint(tenants_api.blp, url_prefix="/api/v1/tenant")
     api.register_blueprint(auth_api.auth_blp, url_prefix="/api/v1/auth")

@@ -10,8 +10,9 @@ from flask_smorest import Blueprint
 from app.api.pagination import CursorArgsSchema, page_of, paginate
 from app.auth.guard import current_principal, require
 from app.auth.models import User
+from app.auth.people_api import InvitationSchema, InvitationStateSchema
 from app.extensions import db
-from tenants import platform
+from tenants import platform, platform_people
 from tenants.models import Tenant
 from tenants.schemas import (
     DomainCreateSchema,
@@ -58,10 +59,18 @@ class Resellers(MethodView):
     @blp.response(201, ResellerSchema)
     @require(roles=ADMIN)
     def post(self, body):
-        """Onboard a reseller: it is served at <slug>.<platform domain> at once."""
+        """Onboard a reseller: it is served at <slug>.<platform domain> at once.
+
+        With `owner_email`, the owner is emailed a single-use link (7 days) to choose a
+        password; see `/platform/resellers/{id}/invitations`.
+        """
+        owner_email = body.pop("owner_email", None)
         tenant = platform.onboard(body, _actor())
+        if owner_email:
+            platform_people.invite_owner(tenant, owner_email, _actor())
+        view = _view(tenant)
         db.session.commit()
-        return _view(tenant)
+        return view
 
 
 @blp.route("/<uuid:tenant_id>")
@@ -119,3 +128,26 @@ class Users(MethodView):
                         cursor=args["cursor"], limit=args["limit"],
                         order_by=(User.created_at, User.id))
         return {"items": page.items, "next_cursor": page.next_cursor}
+
+
+@blp.route("/<uuid:tenant_id>/invitations")
+class Invitations(MethodView):
+    @blp.arguments(InvitationStateSchema, location="query")
+    @blp.response(200, InvitationSchema(many=True))
+    @require(roles=ADMIN)
+    def get(self, args, tenant_id: uuid.UUID):
+        """The reseller's invitations (its owner's included), newest first, at most 200."""
+        return platform_people.invitations_of(platform.get_reseller(tenant_id),
+                                              None if args["state"] == "all" else "pending")
+
+
+@blp.route("/<uuid:tenant_id>/invitations/<uuid:invitation_id>/<any(resend, revoke):action>")
+class InvitationAction(MethodView):
+    @blp.response(200, InvitationSchema)
+    @require(roles=ADMIN)
+    def post(self, tenant_id: uuid.UUID, invitation_id: uuid.UUID, action: str):
+        """Send the invitation again (a fresh link) or withdraw it. Audited in both logs."""
+        tenant = platform.get_reseller(tenant_id)
+        invitation = platform_people.act_on_invitation(tenant, invitation_id, action, _actor())
+        db.session.commit()
+        return platform_people.reload(tenant, invitation)

@@ -32,6 +32,10 @@ class ResellerCreateSchema(BrandingUpdateSchema):
     slug = fields.String(required=True, metadata={"example": "acme"})
     name = fields.String(required=True, validate=validate.Length(1, 120),
                          metadata={"example": "Acme Agents"})
+    owner_email = fields.String(load_default=None, validate=validate.Length(1, 254), metadata={
+        "example": "owner@acme.example",
+        "description": "Emailed an invitation, in the reseller's branding, to choose a "
+                       "password and sign in as the reseller's first staff member."})
 
 
 class DomainSchema(Schema):

@@ -12,10 +12,11 @@ from sqlalchemy import select
 from wtforms import BooleanField, EmailField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
+from app import clock
 from app.auth.permissions import require_role
 from app.errors import ApiError
 from app.extensions import db
-from tenants import brand_assets, platform, verification
+from tenants import brand_assets, platform, platform_people, verification
 from tenants.context import current
 from tenants.models import Domain, Tenant
 from tenants.service import info_for
@@ -42,6 +43,8 @@ class BrandingForm(FlaskForm):
 class ResellerForm(FlaskForm):
     slug = StringField("Slug (the subdomain)", validators=[DataRequired(), Length(max=32)])
     name = StringField("Name", validators=[DataRequired(), Length(max=120)])
+    owner_email = EmailField("Owner's email (gets the invitation)",
+                             validators=[DataRequired(), Length(max=254)])
 
 
 class DomainForm(FlaskForm):
@@ -153,11 +156,17 @@ def resellers():
         try:
             tenant = platform.onboard({"slug": form.slug.data, "name": form.name.data},
                                       current_user)
+            platform_people.invite_owner(tenant, form.owner_email.data, current_user)
             db.session.commit()
+            flash(f"{tenant.display_name} is ready; its owner was emailed an invitation.")
             return redirect(url_for(".reseller", tenant_id=tenant.id))
         except ApiError as exc:
             _show_errors(form, exc)
+            if exc.details.get("fields", {}).get("email"):
+                form.owner_email.errors = [exc.details["fields"]["email"]]
             status = 422
+    elif form.is_submitted():
+        status = 422
     rows = db.session.scalars(platform.resellers_query().order_by(Tenant.created_at.desc())
                               .limit(500)).all()
     return render_template("tenants/resellers.html", form=form, rows=rows,
@@ -186,7 +195,30 @@ def reseller(tenant_id: uuid.UUID):
     users = db.session.scalars(platform.users_of(tenant).limit(200)).all()
     return render_template("tenants/reseller.html", tenant=tenant, form=form, users=users,
                            action_form=ActionForm(), url=base_url(info_for(tenant)),
-                           record_name=verification.record_name), status
+                           record_name=verification.record_name,
+                           invitations=platform_people.invitations_of(tenant),
+                           now=clock.now()), status
+
+
+@bp.post("/admin/resellers/<uuid:tenant_id>/invitations/<uuid:invitation_id>/"
+         "<any(resend, revoke):action>")
+@require_role("ADMIN")
+def reseller_invitation(tenant_id: uuid.UUID, invitation_id: uuid.UUID, action: str):
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        invitation = platform_people.act_on_invitation(platform.get_reseller(tenant_id),
+                                                       invitation_id, action, current_user)
+        email = invitation.email
+        db.session.commit()
+    except ApiError as exc:
+        db.session.rollback()
+        if exc.status == 404:
+            abort(404)
+        flash(exc.message)
+    else:
+        flash(f"Invitation to {email} {'sent again' if action == 'resend' else 'withdrawn'}.")
+    return redirect(url_for(".reseller", tenant_id=tenant_id))
 
 
 @bp.post("/admin/resellers/<uuid:tenant_id>/<any(suspend, reinstate):action>")

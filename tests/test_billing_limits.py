@@ -90,14 +90,15 @@ def test_a_customers_agents_stop_at_its_plan_and_deleting_one_frees_room(
     deleted = acme.client.delete(f"/api/v1/agents/{first.get_json()['id']}", headers=ann.headers)
     assert deleted.status_code == 204
     assert _new_agent(acme, ann, "three").status_code == 201
-    # The builder page says so in a flash, not a 500.
+    # The builder page says so above the form it keeps, not a 500.
     login(acme, "ann@example.com")
     page = acme.client.post("/agents", data={
         "name": "Four", "model": "gpt-4o-mini", "system_prompt": "Hi", "variables": "[]",
         "csrf_token": _csrf(acme.client.get("/agents").get_data(as_text=True))},
         follow_redirects=True)
-    assert page.status_code == 200
+    assert page.status_code == 422
     assert "Your Basic plan allows 2 agents and 2 are in use" in page.get_data(as_text=True)
+    assert 'value="Four"' in page.get_data(as_text=True)
 
 
 def test_reseller_templates_count_against_its_platform_plan_not_its_customers(

@@ -68,10 +68,12 @@ def test_platform_admin_onboards_and_suspends_through_the_pages(app, platform, a
     page = platform.client.get("/admin/resellers")
     assert "Acme" in page.get_data(as_text=True)
     bad = platform.client.post("/admin/resellers", data={"csrf_token": _csrf(page),
-                                                          "slug": "acme", "name": "Dup"})
+                                                          "slug": "acme", "name": "Dup",
+                                                          "owner_email": "dup@example.com"})
     assert bad.status_code == 422 and "is taken" in bad.get_data(as_text=True)
     created = platform.client.post("/admin/resellers", data={
-        "csrf_token": _csrf(page), "slug": "initech", "name": "Initech"})
+        "csrf_token": _csrf(page), "slug": "initech", "name": "Initech",
+        "owner_email": "owner@initech.example"})
     assert created.status_code == 302
     detail = platform.client.get(created.headers["Location"])
     assert "initech.localhost" in detail.get_data(as_text=True)

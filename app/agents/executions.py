@@ -16,7 +16,7 @@ from app import clock
 from app.agents import quotas, streaming, templating
 from app.agents.models import EXECUTION_STATUSES, Agent, Conversation, Execution, Message
 from app.agents.provider import resolve_provider
-from app.agents.service import Caller, published_version
+from app.agents.service import Caller, get_version, published_version
 from app.api import idempotency
 from app.errors import ApiError
 from app.extensions import db
@@ -82,7 +82,8 @@ def start_execution(caller: Caller, agent: Agent, *, input: str,
                     variables: dict[str, Any] | None = None,
                     conversation_id: str | None = None, idempotency_key: str | None = None,
                     source: str = "api",
-                    history: list[tuple[str, str]] | None = None) -> tuple[Execution, bool]:
+                    history: list[tuple[str, str]] | None = None,
+                    version_number: int | None = None) -> tuple[Execution, bool]:
     """Validate, count against the quotas, store and enqueue; (execution, created).
 
     With an ``idempotency_key`` a retried request gets the execution the first one created
@@ -90,6 +91,10 @@ def start_execution(caller: Caller, agent: Agent, *, input: str,
 
     Redis down: the execution is stored and charged all the same and the answer is 202; its
     job is dispatched by the recovery sweep once Redis is back (jobs/durable.py).
+    ``version_number``: run that version instead of the published one (the builder's
+    sandbox trying a draft; the caller checks the right to edit the agent).
+
+    With an ``idempotency_key`` a retried request gets the execution the first one created.
     """
     idempotency_key = idempotency.checked(idempotency_key)
     fingerprint = idempotency.fingerprint(str(agent.id), input, variables, conversation_id,
@@ -102,7 +107,8 @@ def start_execution(caller: Caller, agent: Agent, *, input: str,
         raise ApiError(422, "invalid_input", "The input is an empty text.")
     if len(input) > MAX_INPUT_CHARS:
         raise ApiError(413, "input_too_long", f"The input is over {MAX_INPUT_CHARS} characters.")
-    version = published_version(agent)
+    version = (get_version(agent, version_number) if version_number is not None
+               else published_version(agent))
     values = templating.resolve(version.variables, variables)
     resolve_provider()  # refuse now, with the how-to-configure message, rather than in a job
     # Every read before the first write. On SQLite the first write takes the database's one

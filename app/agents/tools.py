@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from app.errors import ApiError
 from app.integrations.ssrf import SsrfBlocked, safe_request
@@ -33,8 +33,11 @@ def validate_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ApiError(422, "invalid_tool", f"Tool {name!r} needs an http(s) URL.")
+        method = str(tool.get("method") or "POST").upper()
+        if method not in ("POST", "GET"):
+            raise ApiError(422, "invalid_tool", f"Tool {name!r} uses POST or GET.")
         names.add(name)
-        clean.append({"type": "http", "name": name, "url": url,
+        clean.append({"type": "http", "name": name, "url": url, "method": method,
                       "description": str(tool.get("description", ""))[:1000]})
     return clean
 
@@ -55,8 +58,15 @@ def call_tool(tools: list[dict[str, Any]], name: str, arguments: dict[str, Any])
     if tool is None:
         return f"error: no tool named {name!r}"
     payload = arguments.get("payload", arguments)
+    method = tool.get("method", "POST")
+    url = tool["url"]
+    if method == "GET":  # the payload becomes the query string; a GET has no body
+        query = urlencode({k: v if isinstance(v, str) else json.dumps(v)
+                           for k, v in (payload or {}).items()}) if isinstance(payload, dict) \
+            else ""
+        url, payload = (f"{url}{'&' if '?' in url else '?'}{query}" if query else url), None
     try:
-        response = safe_request("POST", tool["url"], json=payload,
+        response = safe_request(method, url, json=payload,
                                 timeout=TOOL_TIMEOUT_SECONDS,
                                 headers={"User-Agent": "agent-tool/1"})
     except SsrfBlocked as exc:

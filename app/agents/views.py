@@ -4,9 +4,7 @@ every customer's usage. Thin: the services decide, these pages shape."""
 
 from __future__ import annotations
 
-import json
 import uuid
-from types import SimpleNamespace
 
 from flask import (
     Blueprint,
@@ -19,92 +17,77 @@ from flask import (
 )
 from flask_login import current_user, login_required
 
-from app.agents import customer_view, executions, provider_settings, service, streaming, usage
+from app.agents import (
+    builder,
+    customer_view,
+    executions,
+    provider_settings,
+    service,
+    streaming,
+    usage,
+)
 from app.agents.models import EXECUTION_STATUSES, Agent, AgentVersion, Execution
 from app.agents.quotas import usage_of
 from app.agents.service import Caller
+from app.agents.templating import TYPES
 from app.auth.permissions import require_role
 from app.errors import ApiError
 from app.extensions import db
 
 bp = Blueprint("agents_pages", __name__, url_prefix="/agents")
-DEFAULT_MODEL = "gpt-4o-mini"
 
 
 def _caller() -> Caller:
     return Caller(current_user.id, current_user.role)
 
 
-def _version_from_form() -> dict:
-    try:
-        variables = json.loads(request.form.get("variables") or "[]")
-        tools = json.loads(request.form.get("tools") or "[]")
-        temperature = float(request.form.get("temperature") or 0.7)
-        max_tokens = int(request.form.get("max_output_tokens") or 1024)
-    except ValueError:
-        raise ApiError(422, "invalid_version",
-                       "Temperature and max output tokens must be numbers; "
-                       "variables and tools, JSON lists.") from None
-    if not isinstance(variables, list) or not isinstance(tools, list):
-        raise ApiError(422, "invalid_version", "Variables and tools are JSON lists.")
-    return {"model": request.form.get("model") or DEFAULT_MODEL,
-            "system_prompt": request.form.get("system_prompt", ""), "variables": variables,
-            "temperature": temperature, "max_output_tokens": max_tokens, "tools": tools}
+def _editor(agent: Agent, form: builder.BuilderForm | None = None, status: int = 200):
+    caller = _caller()
+    versions = db.session.scalars(service.list_versions(agent)
+                                  .order_by(AgentVersion.number.desc())).all()
+    latest = versions[0] if versions else None
+    form = form or builder.BuilderForm.from_version(latest)
+    can_edit = caller.sees_whole_tenant or agent.owner_id == caller.user_id
+    return render_template("agents/editor.html", agent=agent, versions=versions,
+                           can_edit=can_edit, latest=latest, form=form,
+                           models=builder.configured_models(form.model),
+                           types=list(TYPES), methods=builder.TOOL_METHODS), status
 
 
 @bp.route("", methods=["GET", "POST"])
 @login_required
 def index():
     caller = _caller()
+    form = builder.BuilderForm.from_version(None)
+    status = 200
     if request.method == "POST":
-        try:
-            agent = service.create_agent(caller, name=request.form.get("name", ""),
-                                         slug=request.form.get("slug") or None,
-                                         description=request.form.get("description", ""),
-                                         version=_version_from_form())
-            db.session.commit()
-        except ApiError as exc:
-            db.session.rollback()
-            flash(exc.message)
-            return redirect(url_for(".index"))
-        return redirect(url_for(".editor", agent_id=agent.id))
+        form, version = builder.parse(request.form)
+        name = request.form.get("name", "").strip()
+        if not name:
+            form.errors["name"] = "Give the agent a name."
+        if version is not None and not form.errors:
+            try:
+                agent = service.create_agent(caller, name=name,
+                                             slug=request.form.get("slug") or None,
+                                             description=request.form.get("description", ""),
+                                             version=version)
+                db.session.commit()
+                return redirect(url_for(".editor", agent_id=agent.id))
+            except ApiError as exc:
+                db.session.rollback()
+                form.errors["form"] = _in_product_words(exc)
+        status = 422
     agents = db.session.scalars(service.visible_agents(caller)
                                 .order_by(Agent.is_template.desc(), Agent.name)).all()
-    return render_template("agents/index.html", agents=agents, default_model=DEFAULT_MODEL)
+    return render_template("agents/index.html", agents=agents, form=form,
+                           models=builder.configured_models(form.model), types=list(TYPES),
+                           methods=builder.TOOL_METHODS, values=request.form), status
 
 
 @bp.get("/<uuid:agent_id>")
 @login_required
 def editor(agent_id: uuid.UUID):
-    caller = _caller()
-    agent = service.get_agent(caller, agent_id)
-    versions = db.session.scalars(service.list_versions(agent)
-                                  .order_by(AgentVersion.number.desc())).all()
-    can_edit = caller.sees_whole_tenant or agent.owner_id == caller.user_id
-    return render_template("agents/editor.html", agent=agent, versions=versions,
-                           can_edit=can_edit, latest=versions[0] if versions else None)
-
-
-def _submitted_version(fallback: AgentVersion | None) -> SimpleNamespace:
-    """What the editor form sent, shaped like a version, so a refused save shows it again
-    instead of the last saved version (a bad temperature must not wipe an edited prompt).
-    JSON that does not parse falls back to the saved lists."""
-    form = request.form
-
-    def json_list(name: str) -> list:
-        try:
-            value = json.loads(form.get(name) or "[]")
-        except ValueError:
-            value = None
-        if isinstance(value, list):
-            return value
-        return list(getattr(fallback, name, None) or [])
-
-    return SimpleNamespace(
-        model=form.get("model", ""), system_prompt=form.get("system_prompt", ""),
-        variables=json_list("variables"), tools=json_list("tools"),
-        temperature=form.get("temperature", ""),
-        max_output_tokens=form.get("max_output_tokens", ""))
+    return _editor(service.get_agent(_caller(), agent_id))
 
 
 @bp.post("/<uuid:agent_id>/versions")
@@ -112,21 +95,19 @@ def _submitted_version(fallback: AgentVersion | None) -> SimpleNamespace:
 def new_version(agent_id: uuid.UUID):
     caller = _caller()
     agent = service.get_agent(caller, agent_id, for_edit=True)
+    form, fields = builder.parse(request.form)
+    if fields is None:
+        return _editor(agent, form, 422)  # every row kept, each error next to its field
     try:
-        version = service.create_version(caller, agent, **_version_from_form())
+        version = service.create_version(caller, agent, **fields)
         if request.form.get("publish"):
             service.publish(caller, agent, version.number)
         db.session.commit()
-        flash(f"Saved version {version.number}.")
     except ApiError as exc:
         db.session.rollback()
-        flash(_in_product_words(exc), "error")
-        agent = service.get_agent(caller, agent_id, for_edit=True)
-        versions = db.session.scalars(service.list_versions(agent)
-                                      .order_by(AgentVersion.number.desc())).all()
-        return render_template(
-            "agents/editor.html", agent=agent, versions=versions, can_edit=True,
-            latest=_submitted_version(versions[0] if versions else None)), exc.status
+        form.errors["form"] = _in_product_words(exc)
+        return _editor(service.get_agent(caller, agent_id), form, 422)
+    flash(f"Saved version {version.number}.")
     return redirect(url_for(".editor", agent_id=agent_id))
 
 
@@ -159,11 +140,36 @@ def publish(agent_id: uuid.UUID):
     return redirect(url_for(".editor", agent_id=agent_id))
 
 
+@bp.get("/<uuid:agent_id>/compare")
+@login_required
+def compare(agent_id: uuid.UUID):
+    """What changed from version ``a`` to version ``b`` (default: the two newest)."""
+    agent = service.get_agent(_caller(), agent_id)
+    numbers = db.session.scalars(service.list_versions(agent).with_only_columns(
+        AgentVersion.number).order_by(AgentVersion.number.desc())).all()
+    b = request.args.get("b", type=int) or (numbers[0] if numbers else 1)
+    a = request.args.get("a", type=int) or (b - 1 if b > 1 else b)
+    old, new = service.get_version(agent, a), service.get_version(agent, b)
+    return render_template("agents/compare.html", agent=agent, old=old, new=new,
+                           numbers=numbers, **builder.diff(old, new))
+
+
 @bp.get("/<uuid:agent_id>/sandbox")
 @login_required
 def sandbox(agent_id: uuid.UUID):
-    agent = service.get_agent(_caller(), agent_id)
-    return render_template("agents/sandbox.html", agent=agent)
+    caller = _caller()
+    agent = service.get_agent(caller, agent_id)
+    can_edit = caller.sees_whole_tenant or agent.owner_id == caller.user_id
+    # Only who may edit the agent tries unpublished versions; others run the live one.
+    versions = (db.session.scalars(service.list_versions(agent).order_by(
+        AgentVersion.number.desc())).all() if can_edit else [])
+    live = next((v for v in versions if v.number == agent.published_version), None)
+    if live is None and agent.published_version is not None:
+        live = service.get_version(agent, agent.published_version)
+    return render_template("agents/sandbox.html", agent=agent, versions=versions, live=live,
+                           can_edit=can_edit,
+                           variables={v.number: v.variables for v in versions} or (
+                               {live.number: live.variables} if live else {}))
 
 
 @bp.post("/<uuid:agent_id>/sandbox")
@@ -173,11 +179,17 @@ def sandbox_run(agent_id: uuid.UUID):
     caller = _caller()
     body = request.get_json(silent=True) or {}
     try:
-        agent = service.get_agent(caller, agent_id)
+        number = body.get("version")
+        agent = service.get_agent(caller, agent_id, for_edit=number is not None)
+        if number is not None and not isinstance(number, int):
+            raise ApiError(422, "invalid_version", "Choose a version number.")
+        variables = body.get("variables") or {}
+        if not isinstance(variables, dict):
+            raise ApiError(422, "invalid_variables", "Variables are name: value pairs.")
         execution, _ = executions.start_execution(
-            caller, agent, input=str(body.get("input", "")),
-            variables=body.get("variables") or {},
-            conversation_id=body.get("conversation_id") or None, source="sandbox")
+            caller, agent, input=str(body.get("input", "")), variables=variables,
+            conversation_id=body.get("conversation_id") or None, source="sandbox",
+            version_number=number)
     except ApiError as exc:
         return jsonify({"error": {"code": exc.code, "message": exc.message}}), exc.status
     return jsonify({"execution_id": str(execution.id),
@@ -190,6 +202,19 @@ def sandbox_run(agent_id: uuid.UUID):
 def events(execution_id: uuid.UUID):
     execution = executions.get_execution(_caller(), execution_id)
     return streaming.execution_response(execution.id, request.headers.get("Last-Event-ID"))
+
+
+@bp.get("/executions/<uuid:execution_id>/summary")
+@login_required
+def summary(execution_id: uuid.UUID):
+    """Tokens and latency of one sandbox answer (never the provider's model or cost)."""
+    e = executions.get_execution(_caller(), execution_id)
+    return jsonify({"status": e.status, "version": e.version_number,
+                    "prompt_tokens": e.prompt_tokens, "completion_tokens": e.completion_tokens,
+                    "queue_ms": e.queue_wait_ms, "run_ms": e.run_ms,
+                    "first_token_ms": int((e.first_token_at - e.started_at).total_seconds()
+                                          * 1000) if e.first_token_at and e.started_at
+                    else None})
 
 
 @bp.get("/executions")
@@ -243,9 +268,14 @@ def usage_page():
         emails = {str(u.id): u.email for u in db.session.scalars(
             select(User).where(User.id.in_([uuid.UUID(k) for k in customers if k != "-"])))}
         customers = {emails.get(k, k): v for k, v in customers.items()}
-    peak = max((r.executions for r in per_day), default=0)
-    return render_template("agents/usage.html", per_day=per_day, peak=peak,
-                           customers=customers, quota=usage_of(caller.user_id),
+    from app.web import charts
+
+    chart = charts.daily_bars(per_day, 30, value=lambda r: r.executions, label="Executions")
+    tokens = charts.daily_bars(per_day, 30, value=lambda r: r.prompt_tokens +
+                               r.completion_tokens, label="Tokens")
+    return render_template("agents/usage.html", per_day=per_day, chart=chart,
+                           tokens_chart=tokens, customers=customers,
+                           quota=usage_of(caller.user_id),
                            provider_details=customer_view.sees_provider_details(caller.role))
 
 

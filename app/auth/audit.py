@@ -22,7 +22,14 @@ ACTIONS = ("sign_in", "sign_in_failed", "api_key_created", "api_key_revoked", "r
            # billing
            "plan_changed",
            # agents
-           "agent_provider_changed")
+           "agent_provider_changed", "agent_created", "agent_updated", "agent_deleted",
+           "agent_version_created", "agent_published", "agent_rolled_back",
+           # people
+           "invitation_sent", "invitation_resent", "invitation_revoked", "invitation_accepted",
+           "sign_in_as_started", "sign_in_as_ended",
+           # settings and selling
+           "branding_changed", "plan_created", "plan_updated", "plan_deleted",
+           "webhook_endpoint_created", "webhook_endpoint_updated", "webhook_endpoint_deleted")
 
 
 def acting() -> dict[str, Any]:

@@ -151,3 +151,45 @@ class TenantOAuthProvider(IdMixin, TenantScoped, TimestampMixin, db.Model):
     client_id: Mapped[str] = mapped_column(String(255), nullable=False)
     client_secret_encrypted: Mapped[str] = mapped_column(Text, nullable=False)
     enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+
+
+INVITATION_ROLES = ("RESELLER", "USER")
+
+
+class Invitation(IdMixin, TenantScoped, TimestampMixin, db.Model):
+    """An invitation to join a tenant: a single-use, expiring set-password link.
+
+    Only the SHA-256 of the link's token is stored (like API keys): a database reader cannot
+    accept someone else's invitation. Re-sending replaces the hash, so an older link dies.
+    """
+
+    __tablename__ = "invitations"
+    __table_args__ = (
+        Index("ix_invitations_tenant_email", "tenant_id", "email"),
+        CheckConstraint("role IN ('RESELLER', 'USER')", name="role"),
+    )
+
+    email: Mapped[str] = mapped_column(String(254), nullable=False)
+    name: Mapped[str] = mapped_column(String(120), nullable=False, default="")
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    send_count: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    # NULL when the platform operator invited (the operator is no user of this tenant).
+    invited_by_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("users.id", ondelete="SET NULL"))
+    invited_by_label: Mapped[str] = mapped_column(String(254), nullable=False, default="")
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    accepted_user_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("users.id", ondelete="SET NULL"))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def state(self, now: datetime) -> str:
+        if self.accepted_at is not None:
+            return "accepted"
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at <= now:
+            return "expired"
+        return "pending"

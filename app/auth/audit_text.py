@@ -1,0 +1,178 @@
+"""The audit log in words: one sentence per event, with the target's name and a link.
+
+"owner@acme.example revoked license ACME-7F3K…". Names are looked up in one query per kind
+of target for a whole page of events (never one per row), in the reader's tenant; a target
+deleted since keeps the name recorded in the event's details, or a neutral "(deleted)".
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import url_for
+from sqlalchemy import select
+
+from app.auth.models import AuditEvent
+from app.extensions import db
+
+# {target}: the target's name; other {names} come from the event's details.
+VERBS: dict[str, str] = {
+    "sign_in": "signed in",
+    "sign_in_failed": "failed to sign in",
+    "account_locked": "was locked out after repeated failed sign-ins",
+    "sign_up": "signed up",
+    "password_changed": "changed the password of {target}",
+    "api_key_created": "created API key {target}",
+    "api_key_revoked": "revoked API key {target}",
+    "role_changed": "changed the role of {target} from {before} to {after}",
+    "user_deactivated": "deactivated {target}",
+    "user_reactivated": "reactivated {target}",
+    "tenant_created": "onboarded reseller {target}",
+    "tenant_suspended": "suspended {target}",
+    "tenant_reinstated": "reinstated {target}",
+    "domain_changed": "{change} domain {hostname}",
+    "sign_in_settings_changed": "changed the sign-in settings",
+    "license_issued": "issued license {target}",
+    "licenses_bulk_issue_started": "started issuing {count} licenses",
+    "license_suspended": "suspended license {target}",
+    "license_reinstated": "reinstated license {target}",
+    "license_revoked": "revoked license {target}",
+    "license_renewed": "renewed license {target}",
+    "license_extended": "extended license {target}",
+    "license_customer_changed": "attached license {target} to {customer_email}",
+    "machine_deactivated": "deactivated a machine of a license",
+    "signing_key_rotated": "rotated the license signing key",
+    "signing_key_retired": "retired a license signing key",
+    "agent_provider_changed": "changed the AI provider settings",
+    "agent_created": "created agent {target}",
+    "agent_updated": "changed agent {target}",
+    "agent_deleted": "deleted agent {target}",
+    "agent_version_created": "saved version {number} of agent {target}",
+    "agent_published": "published version {number} of agent {target}",
+    "agent_rolled_back": "rolled agent {target} back to version {number}",
+    "invitation_sent": "invited {email}",
+    "invitation_resent": "sent the invitation to {email} again",
+    "invitation_revoked": "withdrew the invitation to {email}",
+    "invitation_accepted": "accepted an invitation and joined as {role_word}",
+    "sign_in_as_started": "signed in as {target} for support",
+    "sign_in_as_ended": "stopped signing in as {target}",
+    "branding_changed": "changed the branding ({fields})",
+    "plan_created": "created plan {target}",
+    "plan_updated": "changed plan {target}",
+    "plan_deleted": "deleted plan {target}",
+    "webhook_endpoint_created": "added webhook endpoint {target}",
+    "webhook_endpoint_updated": "changed webhook endpoint {target}",
+    "webhook_endpoint_deleted": "removed webhook endpoint {target}",
+}
+
+ROLE_WORDS = {"RESELLER": "a team member", "USER": "a customer", "ADMIN": "an operator"}
+
+
+@dataclass(frozen=True)
+class Line:
+    event: AuditEvent
+    actor: str
+    sentence: str
+    target: str | None
+    link: str | None
+
+
+class _Defaults(dict):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def _names(events: list[AuditEvent], cross: bool
+           ) -> dict[tuple[str, str], tuple[str, str | None]]:
+    """(target_type, target_id) -> (name, link) for the targets still there.
+
+    ``cross``: the platform operator reads every tenant's log, so names are looked up in
+    every tenant (the same named opt-in as the log itself); links to a reseller's pages would
+    open on the platform's domain, so only resellers themselves are linked then.
+    """
+    from app.agents.models import Agent
+    from app.auth.models import ApiKey, User
+    from app.billing.models import Plan
+    from app.integrations.models import WebhookEndpoint
+    from app.licensing.models import License
+    from tenants.models import Tenant
+
+    wanted: dict[str, set[uuid.UUID]] = {}
+    for e in events:
+        if e.target_type and e.target_id:
+            try:
+                wanted.setdefault(e.target_type, set()).add(uuid.UUID(e.target_id))
+            except ValueError:
+                continue
+    found: dict[tuple[str, str], tuple[str, str | None]] = {}
+
+    def load(kind: str, model, name, link=None) -> None:
+        ids = wanted.get(kind)
+        if not ids:
+            return
+        stmt = select(model).where(model.id.in_(ids))
+        if cross:
+            stmt = stmt.execution_options(cross_tenant="platform admin reads the audit log")
+            link = None
+        for row in db.session.scalars(stmt):
+            found[(kind, str(row.id))] = (name(row), link(row) if link else None)
+
+    def user_link(u) -> str | None:
+        return url_for("people.customer", customer_id=u.id) if u.role == "USER" else None
+
+    load("user", User, lambda u: u.email, user_link)
+    load("license", License, lambda lic: lic.key[:9] + "…",
+         lambda lic: url_for("licensing_pages.license_detail", license_id=lic.id))
+    load("api_key", ApiKey, lambda k: f"{k.name} ({k.prefix}…)")
+    load("agent", Agent, lambda a: a.name,
+         lambda a: url_for("agents_pages.editor", agent_id=a.id))
+    load("plan", Plan, lambda p: p.name, lambda p: url_for("billing_pages.index"))
+    load("webhook_endpoint", WebhookEndpoint, lambda w: w.url,
+         lambda w: url_for("integrations.endpoint", endpoint_id=w.id))
+    load("tenant", Tenant, lambda t: t.display_name)
+    if cross:
+        for t in db.session.scalars(select(Tenant).where(Tenant.id.in_(wanted.get("tenant", ())))):
+            found[("tenant", str(t.id))] = (t.display_name,
+                                            url_for("tenants_pages.reseller", tenant_id=t.id))
+    return found
+
+
+def _actor_labels(events: list[AuditEvent], cross: bool) -> dict[uuid.UUID, str]:
+    from app.auth.models import User
+
+    ids = {e.actor_user_id for e in events if e.actor_user_id
+           and (not e.actor_label or e.actor_label.startswith("api key "))}
+    if not ids:
+        return {}
+    stmt = select(User).where(User.id.in_(ids))
+    if cross:
+        stmt = stmt.execution_options(cross_tenant="platform admin reads the audit log")
+    return {u.id: u.email for u in db.session.scalars(stmt)}
+
+
+def describe(events: Iterable[AuditEvent], cross: bool = False) -> list[Line]:
+    events = list(events)
+    names, actors = _names(events, cross), _actor_labels(events, cross)
+    lines = []
+    for e in events:
+        details: dict[str, Any] = dict(e.details or {})
+        actor = e.actor_label or actors.get(e.actor_user_id) or "someone"
+        if actor.startswith("api key "):
+            actor = f"{actors.get(e.actor_user_id, '')} (with an API key)".strip()
+        name, link = names.get((e.target_type or "", e.target_id or ""), (None, None))
+        if name is None:
+            name = (details.get("name") or details.get("email") or details.get("prefix")
+                    or details.get("slug") or details.get("url"))
+            if name is None and e.target_type:
+                name = f"a {e.target_type.replace('_', ' ')} (deleted)"
+        values = _Defaults({k: v for k, v in details.items() if isinstance(v, str | int)})
+        values["target"] = name or ""
+        values["role_word"] = ROLE_WORDS.get(str(details.get("role")), "a member")
+        if isinstance(details.get("fields"), list):
+            values["fields"] = ", ".join(details["fields"])
+        template = VERBS.get(e.action, e.action.replace("_", " "))
+        lines.append(Line(e, actor, f"{actor} {template.format_map(values)}", name, link))
+    return lines

@@ -5,5 +5,6 @@ import app.auth.models
 import app.billing.models
 import app.email.models
 import app.integrations.models
-import app.licensing.models  # noqa: F401
+import app.licensing.models
+import app.ops.models  # noqa: F401
 import tenants.models  # noqa: F401

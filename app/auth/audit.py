@@ -20,7 +20,9 @@ ACTIONS = ("sign_in", "sign_in_failed", "api_key_created", "api_key_revoked", "r
            "license_customer_changed", "machine_deactivated", "signing_key_rotated",
            "signing_key_retired",
            # agents
-           "agent_provider_changed")
+           "agent_provider_changed",
+           # operations (the system page)
+           "failed_unit_retried", "failed_unit_discarded")
 
 
 def acting() -> dict[str, Any]:

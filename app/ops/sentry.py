@@ -75,11 +75,32 @@ def _tags() -> dict[str, str]:
     except Exception:
         job = None
     if job is not None:
+        meta = job.meta or {}
         tags["job_id"] = job.id
-        task = (job.meta or {}).get("task")
-        if task:
-            tags["task"] = task
+        if meta.get("task"):
+            tags["task"] = meta["task"]
+        if "tenant" not in tags and meta.get("tenant_id"):
+            # RQ reports a job's failure after the job's own context has ended.
+            slug = _slug_of(meta["tenant_id"])
+            if slug:
+                tags["tenant"] = slug
     return tags
+
+
+def _slug_of(tenant_id: str) -> str | None:
+    import uuid
+
+    from flask import has_app_context
+
+    if not has_app_context():
+        return None
+    try:
+        from tenants.web import resolver
+
+        tenant = resolver().by_id(uuid.UUID(tenant_id))  # the per-process cache
+    except Exception:
+        return None
+    return tenant.slug if tenant else None
 
 
 def before_send(event: dict[str, Any], _hint: dict[str, Any]) -> dict[str, Any]:
@@ -104,12 +125,13 @@ def init(settings: Settings) -> bool:
         dsn=settings.sentry_dsn,
         environment=settings.sentry_environment or settings.env,
         integrations=[FlaskIntegration(transaction_style="url"), RqIntegration()],
-        send_default_pii=False,
+        # send_default_pii stays at its default, off: no cookies, auth headers or addresses.
         max_request_body_size="small",
         event_scrubber=EventScrubber(denylist=sorted({*DEFAULT_DENYLIST, *DENYLIST}),
                                      recursive=True),
         before_send=before_send,
         before_breadcrumb=lambda crumb, _hint: _scrub(crumb),
-        traces_sample_rate=settings.sentry_traces_sample_rate,
+        # None (not 0.0) turns tracing off entirely: no transactions, no client reports.
+        traces_sample_rate=settings.sentry_traces_sample_rate or None,
     )
     return True

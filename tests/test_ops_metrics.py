@@ -128,7 +128,7 @@ def test_email_outcomes_count_on_commit_only(app, acme):
     assert _value("albedo_emails_total", outcome="sent") == sent + 1
 
 
-def test_executions_tokens_and_cost_by_model(make_agents_app, fake, acme, make_user):  # noqa: F811
+def test_executions_tokens_and_cost_by_model(make_agents_app, fake, acme, make_user):
     application = make_agents_app()
     user = make_user(acme, "ann@example.com")
     agent = make_agent(application, acme, user)

@@ -12,6 +12,9 @@ COPY migrations ./migrations
 COPY templates ./templates
 # Editable: the app finds templates/ and migrations/ next to its packages in /app.
 RUN pip install -e .
+# prometheus_client's multiprocess directory (PROMETHEUS_MULTIPROC_DIR): a fresh named volume
+# mounted here takes this ownership.
+RUN mkdir -p /var/lib/albedo-metrics && chown albedo /var/lib/albedo-metrics
 USER albedo
 ENV ALBEDO_ENV=production FLASK_APP=wsgi
 EXPOSE 8000

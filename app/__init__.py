@@ -81,6 +81,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.cli import albedo_cli
 
     app.cli.add_command(albedo_cli)
+    from app import ops
+
+    ops.init_app(app)  # metrics, error tracking, the system page
     from app.licensing.lane import ValidationLane
 
     app.wsgi_app = ValidationLane(app, app.wsgi_app)  # type: ignore[method-assign]

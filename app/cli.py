@@ -21,6 +21,9 @@ def _register_feature_commands() -> None:
     from app.licensing.cli import register as register_licensing
 
     register_licensing(albedo_cli)
+    from app.ops.cli import register as register_ops
+
+    register_ops(albedo_cli)  # backup, restore
 
 DEMO = {
     "admin": ("admin@example.com", "albedo-admin-demo", "Platform Admin"),

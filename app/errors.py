@@ -77,6 +77,7 @@ def _page(status: int, code: str, message: str) -> Response:
 
 def respond(status: int, code: str, message: str, details: dict[str, Any] | None = None,
             headers: dict[str, str] | None = None) -> Response:
+    g.error_code = code  # counted by app/ops (metrics, the system page's recent errors)
     if wants_json():
         return envelope(status, code, message, details, headers)
     response = _page(status, code, message)
@@ -150,6 +151,9 @@ def handle_unexpected(error: Exception) -> Response:
         response.headers["Retry-After"] = "5"
         return response
     log.exception("unhandled error")
+    from app.ops.failures import note_unexpected
+
+    note_unexpected(error)
     return respond(500, "internal_error", _HTTP_CODES[500][1])
 
 

@@ -6,6 +6,7 @@ import app.billing.models
 import app.email.models
 import app.integrations.models
 import app.licensing.models
+import app.ops.models
 import app.widget.models  # noqa: F401
 import jobs.models  # noqa: F401
 import tenants.brand_assets

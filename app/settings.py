@@ -76,6 +76,14 @@ class Settings:
     # may sit queued with no live job (or past its lease) before the sweep dispatches it again.
     recovery_seconds: int = 15
     recovery_grace_seconds: int = 30
+    # Operations (app/ops): /metrics answers only a bearer of this token (unset: no /metrics).
+    metrics_token: str = ""
+    # Where prometheus_client keeps each process's values (multiprocess mode); it reads the
+    # variable itself at import, this copy is validated and shown on the system page.
+    prometheus_multiproc_dir: str = ""
+    sentry_dsn: str = ""
+    sentry_environment: str = ""
+    sentry_traces_sample_rate: float = 0.0
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -143,6 +151,15 @@ class Settings:
             problems.append("ALBEDO_RECOVERY_SECONDS must be between 1 and 3600 seconds")
         if not 1 <= self.recovery_grace_seconds <= 86400:
             problems.append("ALBEDO_RECOVERY_GRACE_SECONDS must be between 1 and 86400 seconds")
+        if self.metrics_token and len(self.metrics_token) < 16:
+            problems.append("ALBEDO_METRICS_TOKEN must be at least 16 characters")
+        if self.prometheus_multiproc_dir and not Path(self.prometheus_multiproc_dir).is_dir():
+            problems.append("PROMETHEUS_MULTIPROC_DIR must be an existing directory, got "
+                            f"{self.prometheus_multiproc_dir!r}")
+        if self.sentry_dsn and urlsplit(self.sentry_dsn).scheme not in ("http", "https"):
+            problems.append("SENTRY_DSN must be an http(s):// DSN from your Sentry project")
+        if not 0 <= self.sentry_traces_sample_rate <= 1:
+            problems.append("SENTRY_TRACES_SAMPLE_RATE must be between 0 and 1")
         if problems:
             raise SettingsError(problems)
         return self
@@ -238,6 +255,11 @@ class Settings:
             job_timeout=integer("ALBEDO_JOB_TIMEOUT", 600) or 600,
             recovery_seconds=integer("ALBEDO_RECOVERY_SECONDS", 15) or 15,
             recovery_grace_seconds=integer("ALBEDO_RECOVERY_GRACE_SECONDS", 30) or 30,
+            metrics_token=env.get("ALBEDO_METRICS_TOKEN", "").strip(),
+            prometheus_multiproc_dir=text("PROMETHEUS_MULTIPROC_DIR", ""),
+            sentry_dsn=text("SENTRY_DSN", ""),
+            sentry_environment=text("SENTRY_ENVIRONMENT", albedo_env),
+            sentry_traces_sample_rate=number("SENTRY_TRACES_SAMPLE_RATE", 0.0),
             # Feature packages read their own variables from here (ALBEDO_* and providers).
             extra={k: v for k, v in env.items() if k not in known and (
                 k.startswith(("ALBEDO_", "OPENAI_", "STRIPE_", "OAUTH_")))},

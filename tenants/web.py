@@ -13,7 +13,9 @@ from tenants.models import Domain, Tenant
 from tenants.resolution import TenantResolver
 
 # Endpoints answered on any host: probes reach a container by IP, not by tenant domain.
-HOST_INDEPENDENT_ENDPOINTS = frozenset({"health.healthz", "health.readyz"})
+# /metrics too (app/ops/exporter.py): Prometheus scrapes by address; it needs a token.
+HOST_INDEPENDENT_ENDPOINTS = frozenset({"health.healthz", "health.readyz",
+                                        "ops_metrics.metrics_endpoint"})
 
 
 def init_app(app: Flask) -> None:
@@ -39,6 +41,12 @@ def resolver() -> TenantResolver:
 def _resolve_request_tenant() -> None:
     if request.endpoint in HOST_INDEPENDENT_ENDPOINTS:
         return
+    resolve_request_tenant()
+
+
+def resolve_request_tenant() -> None:
+    """Set the request's tenant from its Host, or raise the answer an unknown or suspended
+    host gets (host-independent endpoints call it when they answer as any page would)."""
     host = normalise_host(request.host)
     tenant = resolver().resolve(host) if host else None
     if tenant is None:

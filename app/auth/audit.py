@@ -29,7 +29,9 @@ ACTIONS = ("sign_in", "sign_in_failed", "api_key_created", "api_key_revoked", "r
            "sign_in_as_started", "sign_in_as_ended",
            # settings and selling
            "branding_changed", "plan_created", "plan_updated", "plan_deleted",
-           "webhook_endpoint_created", "webhook_endpoint_updated", "webhook_endpoint_deleted")
+           "webhook_endpoint_created", "webhook_endpoint_updated", "webhook_endpoint_deleted",
+           # operations (the system page)
+           "failed_unit_retried", "failed_unit_discarded")
 
 
 def acting() -> dict[str, Any]:

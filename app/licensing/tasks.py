@@ -11,6 +11,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.licensing import counters
 from app.licensing.models import License, ValidationRecord
+from app.ops.metrics import record_license_validations
 from jobs.durable import Sweep, dispatch, recoverer
 from jobs.registry import task
 from tenants.context import current_id
@@ -49,6 +50,7 @@ def flush_validations() -> dict[str, int]:
             failures.setdefault((known, entry["c"]), []).append(entry)
     _announce_failures(licenses, failures)
     db.session.commit()
+    record_license_validations(entry["c"] for entry in entries)  # Prometheus, by code
     counters.forget_batch(tenant_id, batch_id)
     return {"licenses": len(licenses), "log_entries": len(entries)}
 

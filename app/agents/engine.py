@@ -38,7 +38,7 @@ from rq.timeouts import JobTimeoutException
 from sqlalchemy import select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app import clock
+from app import clock, domain_events
 from app.agents import streaming, templating
 from app.agents.config import AgentsConfig, agents_config
 from app.agents.errors import ExecutionFailure, classify
@@ -298,6 +298,8 @@ def finish(execution: Execution, status: str, *, output: str | None = None,
     # event's reads (who is owed it) would take SQLite's write lock for their duration.
     with db.session.no_autoflush:
         _emit_outcome(execution)
+        # Features that react to an outcome (billing's usage ledger) do so in this commit.
+        domain_events.publish("execution.finished", execution=execution, status=status)
     execution_id = str(execution.id)  # read before the commit expires the row
     db.session.commit()
     payload: dict[str, Any] = {"status": status}

@@ -139,7 +139,7 @@ def test_a_repeated_outcome_writes_no_second_entry_and_entries_never_change(
         duplicate = LedgerEntry(**{c.key: getattr(entry, c.key)
                                    for c in LedgerEntry.__table__.columns if c.key != "id"})
         db.session.add(duplicate)
-        with pytest.raises(Exception, match="(?i)unique"):
+        with pytest.raises(Exception, match=r"(?i)unique"):
             db.session.flush()
         db.session.rollback()
 

@@ -28,6 +28,7 @@ from app.billing import pricing, spending
 from app.billing.rebilling_models import LedgerEntry, PlanUsage
 from app.errors import ApiError
 from app.extensions import db
+from app.models import new_id
 from tenants.context import current_id
 
 CHARGED_WHEN_STARTED = frozenset({"cancelled", "timed_out"})
@@ -118,7 +119,7 @@ def record(execution: Any, status: str, released: spending.Released | None = Non
     from_credits = spending.settle_credits(user_id, released, overage)
     kind, credential = credential_of(execution)
     entry = LedgerEntry(
-        kind="charge", execution_id=execution.id, customer_id=user_id,
+        id=new_id(), kind="charge", execution_id=execution.id, customer_id=user_id,
         credential_kind=kind, credential_id=credential, channel=execution.source,
         agent_id=execution.agent_id, version_number=execution.version_number,
         model=execution.model, prompt_tokens=execution.prompt_tokens,

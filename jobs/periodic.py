@@ -37,7 +37,7 @@ PERIODIC = (
     # Missed Stripe events and drifted subscriptions (a no-op without Stripe configured).
     Periodic("billing.reconcile", 900),
     # Ledger entries not yet reported to Stripe's meters (batched, retried with backoff).
-    Periodic("billing.report_usage", 60),
+    Periodic("billing.report_usage", 120),
 )
 
 

@@ -146,9 +146,11 @@ def apply_checkout(session: dict[str, Any]) -> bool:
     from app.billing.sync import USER_KEY
 
     try:
-        user_id = uuid.UUID(metadata.get(USER_KEY, ""))
-    except ValueError:
-        return True
+        user_id = _customer(metadata.get(USER_KEY, "")).id
+    except ApiError:
+        return True  # not a customer of this tenant: nothing to credit
+    if (session.get("currency") or "").lower() != pricing.load_book().currency:
+        return True  # the book's currency changed meanwhile: credits are never converted
     customer = session.get("customer")
     credit(user_id, int(session.get("amount_total") or 0), source="checkout",
            stripe_ref=str(session["id"]))
@@ -162,7 +164,7 @@ def auto_top_up(user_id: uuid.UUID) -> str:
     """Charge the saved card for the automatic top-up amount, once per low balance."""
     from app.billing.config import stripe_config
     from app.billing.connect import connect_account
-    from app.billing.stripe_client import client, on_account
+    from app.billing.stripe_client import client, on_account, plain
 
     account = spending.account_of(user_id)
     if account is None or not account.auto_topup_amount_minor or not account.credits_enabled:
@@ -173,12 +175,38 @@ def auto_top_up(user_id: uuid.UUID) -> str:
     if stripe_config() is None or connected is None or not account.stripe_customer_id:
         return "no_payment_method"
     ref = f"auto-{account.id}-{account.credit_balance_micro}"
-    intent = client().v1.payment_intents.create(
+    intent = plain(client().v1.payment_intents.create(
         {"amount": account.auto_topup_amount_minor, "currency": pricing.load_book().currency,
          "customer": account.stripe_customer_id, "off_session": True, "confirm": True,
          "metadata": {PURPOSE_KEY: CREDITS, "user_id": str(user_id)}},
-        options=on_account(connected.stripe_account_id, idempotency_key=ref))
+        options=on_account(connected.stripe_account_id, idempotency_key=ref)))
     if intent.get("status") != "succeeded":
         return intent.get("status") or "failed"
     credit(user_id, account.auto_topup_amount_minor, source="auto", stripe_ref=intent["id"])
     return "credited"
+
+
+def apply_checkout_event(event: dict[str, Any], account: str | None,
+                         connected: Any) -> tuple[str, uuid.UUID | None] | None:
+    """A ``checkout.session.completed`` for a credits top-up: re-read the session from
+    Stripe and credit it in the reseller's tenant. None when the session is not a top-up
+    (the webhook's subscription handling takes it)."""
+    from app.billing.stripe_client import client, on_account, plain
+    from app.billing.sync import object_id
+    from app.billing.tenancy import acting_for
+    from tenants.models import Tenant
+    from tenants.service import info_for
+
+    obj = (event.get("data") or {}).get("object") or {}
+    if obj.get("mode") != "payment" or (obj.get("metadata") or {}).get(PURPOSE_KEY) != CREDITS:
+        return None
+    if connected is None:
+        return "ignored_unrouted", None  # top-ups are paid to a reseller's account
+    session = plain(client().v1.checkout.sessions.retrieve(object_id(obj),
+                                                           options=on_account(account)))
+    tenant = db.session.get(Tenant, connected.tenant_id)
+    if tenant is None:
+        return "ignored_unrouted", None
+    with acting_for(info_for(tenant)):
+        apply_checkout(session)
+    return "processed", tenant.id

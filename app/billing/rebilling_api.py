@@ -26,6 +26,7 @@ from app.billing.rebilling_schemas import (
     SpendingUpdateSchema,
     TopUpSchema,
 )
+from app.billing.schemas import RedirectSchema
 from app.errors import ApiError
 from app.extensions import db
 
@@ -118,7 +119,8 @@ class Ledger(MethodView):
 @blp.route("/ledger.csv")
 class LedgerCsv(MethodView):
     @blp.arguments(LedgerArgsSchema, location="query")
-    @blp.response(200, {"type": "string"}, content_type="text/csv")
+    @blp.doc(responses={"200": {"description": "The entries as CSV, a header line first.",
+                                "content": {"text/csv": {"schema": {"type": "string"}}}}})
     @require("billing:read")
     def get(self, args):
         """The ledger as CSV (same filters and the same visibility as `/ledger`)."""
@@ -198,7 +200,7 @@ class GrantCredits(MethodView):
 @blp.route("/credits/checkout")
 class TopUp(MethodView):
     @blp.arguments(TopUpSchema)
-    @blp.response(201, {"type": "object"})
+    @blp.response(201, RedirectSchema)
     @require("billing:write", roles=("USER",))
     def post(self, body):
         """Buy prepaid credits through Stripe Checkout; credited when Stripe confirms."""

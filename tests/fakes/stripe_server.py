@@ -140,6 +140,20 @@ class FakeStripe:
                                           email=email)
             return {"session": session, "subscription": subscription, "invoice": invoice}
 
+    def complete_payment(self, session_id: str, account: str | None = None,
+                         email: str = "payer@example.test") -> dict[str, Any]:
+        """What paying a payment-mode session does: a customer, the session paid."""
+        with self.lock:
+            session = self.get(session_id, account)
+            customer = session.get("customer") or self._new_customer(
+                {"email": email}, account)["id"]
+            total = sum(_int(item["price_data"]["unit_amount"], 0) * _int(
+                item.get("quantity"), 1) for item in session["_line_items"])
+            session.update(status="complete", payment_status="paid", customer=customer,
+                           amount_total=total,
+                           currency=session["_line_items"][0]["price_data"]["currency"])
+            return session
+
     def create_subscription(self, customer: str, price_id: str, account: str | None = None,
                             metadata: dict[str, str] | None = None, status: str = "active",
                             application_fee_percent: Any = None) -> dict[str, Any]:
@@ -246,6 +260,11 @@ class FakeStripe:
             raise _Problem(400, f"Missing required param: {missing[0]}.", "parameter_missing")
         line_items = params["line_items"]
         for item in line_items:
+            if params["mode"] == "payment" and item.get("price_data"):
+                data = item["price_data"]  # an ad-hoc price (payment mode: credits top-ups)
+                if _int(data.get("unit_amount"), -1) < 0 or not data.get("currency"):
+                    raise _Problem(400, "Invalid price_data.", "parameter_invalid")
+                continue
             if item.get("price") not in self.prices:
                 raise _Problem(400, f"No such price: '{item.get('price')}'", "resource_missing")
         session_id = self._id("cs_test")

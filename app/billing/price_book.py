@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from app.billing import pricing
-from app.billing.rebilling_models import PRICE_KINDS, LedgerEntry, Price, PriceBook
+from app.billing.rebilling_models import PRICE_KINDS, LedgerEntry, PlanUsage, Price, PriceBook
 from app.errors import ApiError
 from app.extensions import db
 from tenants.context import current
@@ -149,3 +149,23 @@ def delete_price(price_id: uuid.UUID | str) -> None:
     if price is None:
         raise ApiError(404, "price_not_found", "No such price.")
     db.session.delete(price)
+
+
+def set_plan_usage(plan_id: uuid.UUID | str, included_minor: int, overage_bp: int) -> PlanUsage:
+    """The usage one of this tenant's plans includes each month, and its overage price."""
+    from app.billing.models import Plan
+
+    try:
+        key = uuid.UUID(str(plan_id))
+    except ValueError:
+        key = None
+    plan = db.session.scalars(select(Plan).where(Plan.id == key)).first() if key else None
+    if plan is None:
+        raise ApiError(404, "plan_not_found", "No such plan.")
+    row = db.session.scalars(select(PlanUsage).where(PlanUsage.plan_id == plan.id)).first()
+    if row is None:
+        row = PlanUsage(plan_id=plan.id)
+        db.session.add(row)
+    row.included_minor, row.overage_bp = included_minor, overage_bp
+    db.session.flush()
+    return row

@@ -16,6 +16,7 @@ from app.billing.rebilling_schemas import (
     LedgerEntrySchema,
     MarginArgsSchema,
     MarginsSchema,
+    PlanUsageSchema,
     PriceBookSchema,
     PriceBookUpdateSchema,
     PriceSchema,
@@ -29,6 +30,7 @@ from app.billing.rebilling_schemas import (
 from app.billing.schemas import RedirectSchema
 from app.errors import ApiError
 from app.extensions import db
+from tenants.context import activate, current
 
 blp = Blueprint("rebilling", __name__, description="Price books, the usage ledger, spending "
                                                    "limits and prepaid credits")
@@ -126,7 +128,14 @@ class LedgerCsv(MethodView):
         """The ledger as CSV (same filters and the same visibility as `/ledger`)."""
         viewer = _viewer()
         stmt = reports.entries(viewer, **_filters(args))
-        return Response(stream_with_context(reports.csv_rows(viewer, stmt)),
+        tenant = current()
+
+        def rows():
+            # The stream outlives the handler: it carries its tenant with it.
+            with activate(tenant):
+                yield from reports.csv_rows(viewer, stmt)
+
+        return Response(stream_with_context(rows()),
                         mimetype="text/csv", headers={
                             "Content-Disposition": 'attachment; filename="usage-ledger.csv"'})
 
@@ -210,3 +219,15 @@ class TopUp(MethodView):
         if user is None:
             raise ApiError(404, "customer_not_found", "No such customer.")
         return credits.start_top_up(user.id, body["amount"], user.email)
+
+
+@blp.route("/plans/<uuid:plan_id>/usage")
+class PlanUsage(MethodView):
+    @blp.arguments(PlanUsageSchema)
+    @blp.response(200, PlanUsageSchema)
+    @require("billing:write", roles=SELLERS)
+    def put(self, body, plan_id):
+        """Set the usage a plan includes each month and the price of usage beyond it."""
+        row = price_book.set_plan_usage(plan_id, body["included_minor"], body["overage_bp"])
+        db.session.commit()
+        return row

@@ -167,3 +167,13 @@ class MarginRowSchema(Schema):
 class MarginsSchema(Schema):
     group_by = fields.String(required=True)
     items = fields.List(fields.Nested(MarginRowSchema), required=True)
+
+
+class PlanUsageSchema(Schema):
+    plan_id = fields.UUID(dump_only=True)
+    included_minor = fields.Integer(required=True, validate=validate.Range(0, 10**12),
+                                    metadata={"description": "Usage included each month, in "
+                                                             "minor units of the book."})
+    overage_bp = fields.Integer(load_default=10_000, validate=validate.Range(0, 1_000_000),
+                                metadata={"description": "Usage past it, in basis points of "
+                                                         "its list price."})

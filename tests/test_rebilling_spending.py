@@ -174,3 +174,54 @@ def test_a_soft_limit_announces_80_and_100_percent_once_and_carries_on(
                       if e.type == "usage.threshold_reached"]
         assert thresholds == [80, 100]
         assert [e.data["spent"] for e in events if e.type == "spending_limit.reached"] == [500]
+
+
+def test_concurrent_charges_announce_each_threshold_once(app, acme, globex, make_user):
+    """Twenty charges settling at once past 80 % and 100 %: each announced exactly once."""
+    import uuid
+    from types import SimpleNamespace
+
+    from app import clock
+    from app.billing import ledger
+
+    ann = make_user(acme, "ann@example.com")
+    set_book(app, acme, kind="execution", per_execution_minor=100)
+    _settings(app, acme, ann, spending_limit=1000, limit_mode="soft")
+    barrier = threading.Barrier(20)
+    errors: list[str] = []
+
+    def settle() -> None:
+        execution = SimpleNamespace(
+            id=uuid.uuid4(), caller_user_id=ann, prompt_tokens=1, completion_tokens=1,
+            cost_micros=1, agent_id=uuid.uuid4(), model="m", version_number=1,
+            finished_at=clock.now(), source="api", license_id=None, api_key_id=None,
+            started_at=clock.now())
+        with app.app_context(), activate(acme.info):
+            barrier.wait()
+            try:
+                for _attempt in range(50):  # SQLite may report a busy database: try again
+                    try:
+                        ledger.on_execution_finished(execution, "succeeded")
+                        db.session.commit()
+                        return
+                    except Exception as error:
+                        db.session.rollback()
+                        if "locked" not in str(error):
+                            errors.append(repr(error))
+                            return
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=settle) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert errors == []
+    assert ledger_sums(app, acme)["entries"] == 20
+    with app.app_context(), activate(acme.info):
+        events = db.session.scalars(select(WebhookEvent)).all()
+        assert sorted(e.data["threshold"] for e in events
+                      if e.type == "usage.threshold_reached") == [80, 100]
+        assert len([e for e in events if e.type == "spending_limit.reached"]) == 1
+        assert db.session.scalars(select(SpendPeriod.spent_micro)).one() == 2000 * 10**6

@@ -101,3 +101,23 @@ def test_price_books_are_per_tenant_and_validated(ctx, acme, globex, platform):
         assert pricing.wholesale_book(acme.info.id).rule_for(None, "x").markup_bp == 11_000
     with activate(globex.info):
         assert pricing.wholesale_book(globex.info.id).rule_for(None, "x").markup_bp == 12_000
+
+
+def test_the_credential_is_a_generic_kind_and_id_for_every_channel():
+    from types import SimpleNamespace
+
+    from app.billing.ledger import credential_of, is_charged
+
+    key, license_id = uuid.uuid4(), uuid.uuid4()
+
+    def run(source, api_key_id=None, lic=None):
+        return SimpleNamespace(source=source, api_key_id=api_key_id, license_id=lic)
+
+    assert credential_of(run("api", key)) == ("api_key", key)
+    assert credential_of(run("openai", key)) == ("api_key", key)
+    assert credential_of(run("widget", key)) == ("widget_key", key)
+    assert credential_of(run("license", key, license_id)) == ("license", license_id)
+    assert credential_of(run("sandbox")) == ("session", None)
+    assert is_charged("succeeded", True) and is_charged("cancelled", True)
+    assert is_charged("timed_out", True) and not is_charged("cancelled", False)
+    assert not is_charged("failed", True) and not is_charged("failed", False)

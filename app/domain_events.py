@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-Handler = Callable[..., None]
+Handler = Callable[..., Callable[[], None] | None]
 _handlers: dict[str, list[Handler]] = {}
 
 
@@ -25,11 +25,22 @@ def subscribe(name: str, handler: Handler) -> None:
         handlers.append(handler)
 
 
-def publish(name: str, **data: Any) -> None:
-    """Run every handler of ``name`` now. A handler's error is the publisher's: the
-    transaction it shares rolls back rather than commit a change without its reaction."""
+def publish(name: str, **data: Any) -> list[Callable[[], None]]:
+    """Run every handler of ``name`` now; returns the writes they deferred, which the
+    publisher runs (in order) once its own reads are done.
+
+    Why deferred writes: on SQLite a transaction's first write holds the database's one
+    write lock until the commit, so a transaction reads first and writes last
+    (tests/test_agents_write_lock.py). A handler reads when called and returns a callable
+    with its writes. A handler's error is the publisher's: the transaction it shares rolls
+    back rather than commit a change without its reaction.
+    """
+    writes = []
     for handler in list(_handlers.get(name, ())):
-        handler(**data)
+        then = handler(**data)
+        if then is not None:
+            writes.append(then)
+    return writes
 
 
 def subscribers(name: str) -> list[Handler]:

@@ -83,7 +83,7 @@ def test_credits_low_is_announced_once_and_the_saved_card_tops_up(
 
             spending.admit(spending.prepare(ann, execution.agent_id, "m", "hi", "", 10),
                            execution.id)
-            ledger.on_execution_finished(execution, "succeeded")
+            ledger.on_execution_finished(execution, "succeeded")()
             db.session.commit()
         low = db.session.scalars(select(WebhookEvent).where(
             WebhookEvent.type == "credits.low")).all()

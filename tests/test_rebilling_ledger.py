@@ -124,7 +124,7 @@ def test_a_repeated_outcome_writes_no_second_entry_and_entries_never_change(
     run_agents_worker(application)
     with application.app_context(), activate(acme.info):
         execution = db.session.get(Execution, execution_id)
-        ledger.on_execution_finished(execution, "succeeded")
+        ledger.on_execution_finished(execution, "succeeded")()
         db.session.commit()
         entry = db.session.scalars(select(LedgerEntry)).one()
         entry.retail_micro = 1

@@ -201,7 +201,7 @@ def test_concurrent_charges_announce_each_threshold_once(app, acme, globex, make
             try:
                 for _attempt in range(50):  # SQLite may report a busy database: try again
                     try:
-                        ledger.on_execution_finished(execution, "succeeded")
+                        ledger.on_execution_finished(execution, "succeeded")()
                         db.session.commit()
                         return
                     except Exception as error:

@@ -297,9 +297,13 @@ def finish(execution: Execution, status: str, *, output: str | None = None,
     # The outcome's row changes wait for the event's own flush: an autoflush before the
     # event's reads (who is owed it) would take SQLite's write lock for their duration.
     with db.session.no_autoflush:
+        # Features that react to an outcome (billing's usage ledger) do so in this commit:
+        # their reads now, their writes after the event's own reads.
+        reactions = domain_events.publish("execution.finished", execution=execution,
+                                          status=status)
         _emit_outcome(execution)
-        # Features that react to an outcome (billing's usage ledger) do so in this commit.
-        domain_events.publish("execution.finished", execution=execution, status=status)
+        for react in reactions:
+            react()
     execution_id = str(execution.id)  # read before the commit expires the row
     db.session.commit()
     payload: dict[str, Any] = {"status": status}

@@ -161,6 +161,10 @@ def cancel(caller: Caller, execution: Execution) -> Execution:
         raise ApiError(409, "execution_finished",
                        f"The execution already ended ({execution.status}).")
     now = clock.now()
+    # Whatever reacts to outcomes reads now (before this transaction's first write) and
+    # writes only if the cancel ends the execution here.
+    reactions = domain_events.publish("execution.finished", execution=execution,
+                                      status="cancelled")
     done = db.session.execute(
         update(Execution).where(Execution.id == execution.id, Execution.status == "queued")
         .values(status="cancelled", cancel_requested=True, finished_at=now,
@@ -168,8 +172,9 @@ def cancel(caller: Caller, execution: Execution) -> Execution:
         .execution_options(synchronize_session=False)).rowcount
     if not done:
         execution.cancel_requested = True
-    else:  # ended here, never started: whatever reacts to outcomes hears of it too
-        domain_events.publish("execution.finished", execution=execution, status="cancelled")
+    else:  # ended here, never started
+        for react in reactions:
+            react()
     db.session.commit()
     streaming.request_cancel(str(execution.id))
     if done:

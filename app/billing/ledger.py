@@ -17,6 +17,7 @@ reversing entry with every amount negated, at most one per entry.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -81,23 +82,36 @@ def split(retail: int, spent_after: int, allowance: Allowance) -> tuple[int, int
     return included, overage
 
 
-def on_execution_finished(execution: Any, status: str, **_: Any) -> None:
-    """The ``execution.finished`` handler: settle its hold, then record its charge."""
-    released = spending.release(execution.id)
-    started = execution.started_at is not None
-    if not is_charged(status, started):
-        spending.settle_credits(execution.caller_user_id, released, 0)
-        return
-    if db.session.scalar(select(LedgerEntry.id).where(
-            LedgerEntry.execution_id == execution.id, LedgerEntry.kind == "charge")):
-        spending.settle_credits(execution.caller_user_id, released, 0)
-        return  # recorded already: the unique index would refuse a second one anyway
-    record(execution, status, released)
+def on_execution_finished(execution: Any, status: str, **_: Any) -> Callable[[], None]:
+    """The ``execution.finished`` handler: reads now, returns the writes (settle the hold,
+    record the charge) for the publisher to run after its own reads."""
+    hold = spending.pending_hold(execution.id)
+    user_id = execution.caller_user_id
+    charged = is_charged(status, execution.started_at is not None) and not db.session.scalar(
+        select(LedgerEntry.id).where(LedgerEntry.execution_id == execution.id,
+                                     LedgerEntry.kind == "charge"))
+    # A repeat finds the charge already there: the unique index would refuse a second one.
+    write = prepare_charge(execution, status) if charged else None
+
+    def settle() -> None:
+        released = spending.release_hold(hold)
+        if write is None:
+            spending.settle_credits(user_id, released, 0)
+        else:
+            write(released)
+
+    return settle
 
 
 def record(execution: Any, status: str, released: spending.Released | None = None
            ) -> LedgerEntry:
-    """Write the charge of ``execution`` (reads first, then the writes)."""
+    """Write the charge of ``execution`` now."""
+    return prepare_charge(execution, status)(released)
+
+
+def prepare_charge(execution: Any, status: str
+                   ) -> Callable[[spending.Released | None], LedgerEntry]:
+    """Read what pricing ``execution`` needs; returns the writes that record its charge."""
     user_id = execution.caller_user_id
     usage = pricing.Usage(execution.prompt_tokens, execution.completion_tokens,
                           execution.cost_micros)
@@ -111,29 +125,35 @@ def record(execution: Any, status: str, released: spending.Released | None = Non
     wholesale = wholesale_book.price(execution.agent_id, execution.model, usage)
     allowance = allowance_for(user_id)
     account = spending.account_of(user_id)
-    now = clock.now()
-    occurred = execution.finished_at or now
-    period = spending.period_of(occurred)
-    spent_after = spending.add_spend(user_id, period, retail)
-    included, overage = split(retail, spent_after, allowance)
-    from_credits = spending.settle_credits(user_id, released, overage)
     kind, credential = credential_of(execution)
-    entry = LedgerEntry(
-        id=new_id(), kind="charge", execution_id=execution.id, customer_id=user_id,
+    fields = dict(
+        kind="charge", execution_id=execution.id, customer_id=user_id,
         credential_kind=kind, credential_id=credential, channel=execution.source,
         agent_id=execution.agent_id, version_number=execution.version_number,
         model=execution.model, prompt_tokens=execution.prompt_tokens,
         completion_tokens=execution.completion_tokens,
         provider_cost_micro=pricing.provider_cost_micro(execution.cost_micros),
         wholesale_micro=wholesale, wholesale_currency=wholesale_book.currency,
-        retail_micro=retail, included_micro=included, credits_micro=from_credits,
-        billable_micro=overage - from_credits, currency=book.currency, period=period,
-        occurred_at=occurred, created_at=now)
-    db.session.add(entry)
-    from app.billing import notices
+        retail_micro=retail, currency=book.currency)
+    finished_at = execution.finished_at
 
-    notices.after_charge(user_id, period, spent_after, account, book.currency)
-    return entry
+    def write(released: spending.Released | None) -> LedgerEntry:
+        now = clock.now()
+        occurred = finished_at or now
+        period = spending.period_of(occurred)
+        spent_after = spending.add_spend(user_id, period, retail)
+        included, overage = split(retail, spent_after, allowance)
+        from_credits = spending.settle_credits(user_id, released, overage)
+        entry = LedgerEntry(id=new_id(), included_micro=included, credits_micro=from_credits,
+                            billable_micro=overage - from_credits, period=period,
+                            occurred_at=occurred, created_at=now, **fields)
+        db.session.add(entry)
+        from app.billing import notices
+
+        notices.after_charge(user_id, period, spent_after, account, book.currency)
+        return entry
+
+    return write
 
 
 def _without_execution_price(book: pricing.Book) -> pricing.Book:

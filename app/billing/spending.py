@@ -153,10 +153,19 @@ class Released:
     credits_micro: int
 
 
-def release(execution_id: uuid.UUID) -> Released | None:
-    """Release the execution's hold, once (a conditional UPDATE claims it)."""
-    hold = db.session.scalars(select(UsageHold).where(
+def pending_hold(execution_id: uuid.UUID) -> UsageHold | None:
+    """The execution's hold, if it has one not yet settled (a read)."""
+    return db.session.scalars(select(UsageHold).where(
         UsageHold.execution_id == execution_id, UsageHold.settled_at.is_(None))).first()
+
+
+def release(execution_id: uuid.UUID) -> Released | None:
+    """Release the execution's hold, once."""
+    return release_hold(pending_hold(execution_id))
+
+
+def release_hold(hold: UsageHold | None) -> Released | None:
+    """Release ``hold`` once (a conditional UPDATE claims it); only writes."""
     if hold is None:
         return None
     claimed = db.session.execute(

@@ -3,6 +3,7 @@
 import app.agents.models
 import app.auth.models
 import app.billing.models
+import app.billing.rebilling_models
 import app.email.models
 import app.integrations.models
 import app.licensing.models

@@ -49,6 +49,8 @@ PERIODIC = (
     Periodic("licensing.announce_expiries", 300),
     # Missed Stripe events and drifted subscriptions (a no-op without Stripe configured).
     Periodic("billing.reconcile", 900),
+    # Ledger entries not yet reported to Stripe's meters (batched, retried with backoff).
+    Periodic("billing.report_usage", 120),
 )
 NAMES = frozenset(p.task for p in PERIODIC)
 

@@ -2,6 +2,7 @@
 
 import app.agents.tasks
 import app.auth.tasks
+import app.billing.rebilling_tasks
 import app.billing.tasks
 import app.email.tasks
 import app.integrations.tasks

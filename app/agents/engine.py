@@ -38,7 +38,7 @@ from rq.timeouts import JobTimeoutException
 from sqlalchemy import select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app import clock
+from app import clock, domain_events
 from app.agents import streaming, templating
 from app.agents.config import AgentsConfig, agents_config
 from app.agents.errors import ExecutionFailure, classify
@@ -297,7 +297,13 @@ def finish(execution: Execution, status: str, *, output: str | None = None,
     # The outcome's row changes wait for the event's own flush: an autoflush before the
     # event's reads (who is owed it) would take SQLite's write lock for their duration.
     with db.session.no_autoflush:
+        # Features that react to an outcome (billing's usage ledger) do so in this commit:
+        # their reads now, their writes after the event's own reads.
+        reactions = domain_events.publish("execution.finished", execution=execution,
+                                          status=status)
         _emit_outcome(execution)
+        for react in reactions:
+            react()
     execution_id = str(execution.id)  # read before the commit expires the row
     db.session.commit()
     payload: dict[str, Any] = {"status": status}

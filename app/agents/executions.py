@@ -12,7 +12,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import Select, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app import clock
+from app import clock, domain_events
 from app.agents import quotas, streaming, templating
 from app.agents.models import EXECUTION_STATUSES, Agent, Conversation, Execution, Message
 from app.agents.provider import resolve_provider
@@ -116,6 +116,10 @@ def start_execution(caller: Caller, agent: Agent, *, input: str,
     # it (sleeping in SQLite's busy handler): reading the plan's limits while holding it made
     # a burst of starts stall the runs in progress (bench/execution_pipeline.py).
     scopes = quotas.scopes_for(caller.user_id, caller.api_key_id, caller.license_id)
+    from app.billing import spending  # the shared rule on spend, as quotas are on counts
+
+    admission = spending.prepare(caller.user_id, agent.id, version.model, input,
+                                 version.system_prompt, version.max_output_tokens)
     conversation = _conversation(caller, agent, conversation_id, input, history or [])
     quotas.reserve(caller.user_id, scopes=scopes)
     execution = Execution(
@@ -137,6 +141,7 @@ def start_execution(caller: Caller, agent: Agent, *, input: str,
         if existing is None:
             raise
         return existing, False
+    spending.admit(admission, execution.id)  # 402 when a hard limit or credits refuse
     enqueue_after_commit(db.session, TASK, str(execution.id),
                          job_id=job_id_for(execution.id))
     db.session.commit()
@@ -187,6 +192,10 @@ def cancel(caller: Caller, execution: Execution) -> Execution:
         raise ApiError(409, "execution_finished",
                        f"The execution already ended ({execution.status}).")
     now = clock.now()
+    # Whatever reacts to outcomes reads now (before this transaction's first write) and
+    # writes only if the cancel ends the execution here.
+    reactions = domain_events.publish("execution.finished", execution=execution,
+                                      status="cancelled")
     done = db.session.execute(
         update(Execution).where(Execution.id == execution.id, Execution.status == "queued")
         .values(status="cancelled", cancel_requested=True, finished_at=now,
@@ -194,6 +203,9 @@ def cancel(caller: Caller, execution: Execution) -> Execution:
         .execution_options(synchronize_session=False)).rowcount
     if not done:
         execution.cancel_requested = True
+    else:  # ended here, never started
+        for react in reactions:
+            react()
     db.session.commit()
     streaming.request_cancel(str(execution.id))
     if done:

@@ -16,5 +16,11 @@ def init_app(app: Flask) -> None:
     StripeConfig.from_extra(extra)
     free_plan_numbers(extra)
     smorest_api.register_blueprint(api.blp, url_prefix="/api/v1/billing")
+    from app.billing import ledger, rebilling_api, rebilling_views
+
+    ledger.register()  # the usage ledger reacts to execution.finished
+    smorest_api.register_blueprint(rebilling_api.blp, url_prefix="/api/v1/billing")
+    app.register_blueprint(rebilling_views.bp)
+    nav.register(app, "Usage", "rebilling_pages.index")
     app.register_blueprint(views.bp)
     nav.register(app, "Billing", "billing_pages.index")

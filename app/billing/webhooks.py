@@ -246,6 +246,12 @@ def _apply(event: dict[str, Any]) -> tuple[str, uuid.UUID | None]:
         with acting_for(tenant):
             refresh_account()
         return "processed", tenant.id
+    if event["type"] == "checkout.session.completed":
+        from app.billing.credits import apply_checkout_event
+
+        credited = apply_checkout_event(event, account, connected)  # a credits top-up?
+        if credited is not None:
+            return credited
     subscription, invoice, source = _fetch(event, account)
     if source is None:
         return "ignored_not_subscription", None

@@ -29,6 +29,8 @@ _EXECUTION = {"execution_id": "6f1c2a9e-3b7d-4c1e-9a0f-5d8e7b6c4a31", "agent_id"
 _LICENSE = {"license_id": _LICENSE_ID, "key_prefix": "ACME",
             "product_id": "8e1f3a5c-7b9d-4e2f-a1c3-5e7f9b1d3a5c", "user_id": _CUSTOMER,
             "status": "active", "expires_at": "2027-11-25T00:00:00Z"}
+_SPEND = {"user_id": _CUSTOMER, "threshold": 80, "period": "2026-11", "spent": 4000,
+          "limit": 5000, "currency": "eur", "mode": "soft"}
 
 EVENTS: dict[str, EventType] = {e.name: e for e in (
     EventType("execution.succeeded", 1, "An agent execution finished with an answer.",
@@ -73,6 +75,22 @@ EVENTS: dict[str, EventType] = {e.name: e for e in (
               ("user_id", "quota"),
               {"user_id": _CUSTOMER, "quota": "executions_per_month", "limit": 1000,
                "used": 1001}),
+    EventType("usage.threshold_reached", 1,
+              "A customer's spend this month reached 80 % or 100 % of their spending limit "
+              "(once per threshold and month; amounts in minor units of the seller's "
+              "currency).",
+              ("user_id", "threshold"),
+              _SPEND),
+    EventType("spending_limit.reached", 1,
+              "A customer's spend this month reached their spending limit (a hard limit now "
+              "refuses new executions; a soft one only announces).",
+              ("user_id", "limit"), {**_SPEND, "threshold": 100, "spent": 5000}),
+    EventType("credits.low", 1,
+              "A customer's prepaid credits fell below their top-up threshold (once until "
+              "they are topped up again).",
+              ("user_id", "balance"),
+              {"user_id": _CUSTOMER, "balance": 420, "threshold": 500, "currency": "eur",
+               "auto_top_up": 2000}),
 )}
 
 # Not subscribable: "send a test event" delivers it to exactly one endpoint.

@@ -2,11 +2,12 @@
 
 Serves real Stripe object shapes (API 2025+: the billing period lives on subscription items,
 an invoice's subscription under ``parent.subscription_details``) for customers, Checkout
-sessions, subscriptions, invoices, billing portal sessions, accounts, account links and
-events. Objects created with a ``Stripe-Account`` header belong to that connected account
-and are invisible from any other. Tests drive the lifecycle with helpers (complete a
-checkout, change a subscription, emit and sign events) and can script failures
-(``fail_next``) to exercise the client's retries.
+sessions, subscriptions, invoices, billing portal sessions, accounts, account links,
+events, Billing Meters (meters, meter events unique by identifier, cancel adjustments,
+event summaries) and off-session payment intents. Objects created with a
+``Stripe-Account`` header belong to that connected account and are invisible from any other.
+Tests drive the lifecycle with helpers (complete a checkout, change a subscription, emit and
+sign events) and can script failures (``fail_next``) to exercise the client's retries.
 """
 
 from __future__ import annotations
@@ -139,6 +140,20 @@ class FakeStripe:
                                           email=email)
             return {"session": session, "subscription": subscription, "invoice": invoice}
 
+    def complete_payment(self, session_id: str, account: str | None = None,
+                         email: str = "payer@example.test") -> dict[str, Any]:
+        """What paying a payment-mode session does: a customer, the session paid."""
+        with self.lock:
+            session = self.get(session_id, account)
+            customer = session.get("customer") or self._new_customer(
+                {"email": email}, account)["id"]
+            total = sum(_int(item["price_data"]["unit_amount"], 0) * _int(
+                item.get("quantity"), 1) for item in session["_line_items"])
+            session.update(status="complete", payment_status="paid", customer=customer,
+                           amount_total=total,
+                           currency=session["_line_items"][0]["price_data"]["currency"])
+            return session
+
     def create_subscription(self, customer: str, price_id: str, account: str | None = None,
                             metadata: dict[str, str] | None = None, status: str = "active",
                             application_fee_percent: Any = None) -> dict[str, Any]:
@@ -245,6 +260,11 @@ class FakeStripe:
             raise _Problem(400, f"Missing required param: {missing[0]}.", "parameter_missing")
         line_items = params["line_items"]
         for item in line_items:
+            if params["mode"] == "payment" and item.get("price_data"):
+                data = item["price_data"]  # an ad-hoc price (payment mode: credits top-ups)
+                if _int(data.get("unit_amount"), -1) < 0 or not data.get("currency"):
+                    raise _Problem(400, "Invalid price_data.", "parameter_invalid")
+                continue
             if item.get("price") not in self.prices:
                 raise _Problem(400, f"No such price: '{item.get('price')}'", "resource_missing")
         session_id = self._id("cs_test")
@@ -325,6 +345,11 @@ class FakeStripe:
                          "url": f"https://connect.stripe.test/setup/e/{params['account']}"}
         if parts == ["events"] and method == "GET":
             return 200, self._events(params, account)
+        if parts[:1] == ["billing"] and parts[1:2] in (["meters"], ["meter_events"],
+                                                       ["meter_event_adjustments"]):
+            return self._billing(method, parts[1:], public, account)
+        if parts == ["payment_intents"] and method == "POST":
+            return 200, self._payment_intent(public, account)
         if parts == ["customers"] and method == "POST":
             return 200, self._new_customer(public, account)
         if parts == ["accounts"] and method == "POST":
@@ -338,6 +363,100 @@ class FakeStripe:
                                "resource_missing")
             return 200, found
         raise _Problem(404, f"Unrecognized request URL ({method}: {path}).", None)
+
+    # ---- Billing Meters: meters, meter events (unique identifier), adjustments, summaries --
+    def meter_events(self, account: str | None = None) -> list[dict[str, Any]]:
+        """Accepted meter events on ``account`` (cancelled ones excluded)."""
+        return [e for e in self.store(account).values()
+                if e.get("object") == "billing.meter_event" and not e.get("_cancelled")]
+
+    def forget_meter_event(self, identifier: str, account: str | None = None) -> None:
+        """Test helper: Stripe never received this one (a gap for reconciliation)."""
+        with self.lock:
+            self.store(account).pop(f"mev:{identifier}", None)
+
+    def _meter_by_event(self, event_name: str, account: str | None) -> dict[str, Any]:
+        for obj in self.store(account).values():
+            if obj.get("object") == "billing.meter" and obj.get("event_name") == event_name \
+                    and obj.get("status") == "active":
+                return obj
+        raise _Problem(400, f"No active meter was found for event_name {event_name}.",
+                       "resource_missing")
+
+    def _billing(self, method: str, parts: list[str], params: dict[str, Any],
+                 account: str | None) -> tuple[int, dict[str, Any]]:
+        now = int(time.time())
+        if parts == ["meters"] and method == "POST":
+            if not params.get("event_name") or not params.get("display_name"):
+                raise _Problem(400, "Missing required param: event_name.", "parameter_missing")
+            if any(o.get("object") == "billing.meter" and o.get("event_name")
+                   == params["event_name"] for o in self.store(account).values()):
+                raise _Problem(400, "A meter with this event_name already exists.", None)
+            meter = {"id": self._id("mtr"), "object": "billing.meter", "created": now,
+                     "display_name": params["display_name"],
+                     "event_name": params["event_name"], "status": "active",
+                     "default_aggregation": params.get("default_aggregation")
+                     or {"formula": "sum"},
+                     "customer_mapping": {"event_payload_key": "stripe_customer_id",
+                                          "type": "by_id"},
+                     "value_settings": {"event_payload_key": "value"}, "livemode": False}
+            self.store(account)[meter["id"]] = meter
+            return 200, meter
+        if parts[0] == "meters" and len(parts) == 2 and method == "GET":
+            return 200, self._public(self._find(parts[1], account))
+        if parts[0] == "meters" and len(parts) == 3 and parts[2] == "event_summaries":
+            meter = self._find(parts[1], account)
+            customer = params.get("customer")
+            start, end = _int(params.get("start_time"), 0), _int(params.get("end_time"), now)
+            total = sum(int(e["payload"]["value"]) for e in self.meter_events(account)
+                        if e["event_name"] == meter["event_name"]
+                        and e["payload"].get("stripe_customer_id") == customer
+                        and start <= e["timestamp"] < end)
+            summary = {"id": self._id("mtrusum"), "object": "billing.meter_event_summary",
+                       "aggregated_value": total, "start_time": start, "end_time": end,
+                       "meter": meter["id"], "livemode": False}
+            return 200, {"object": "list", "url": f"/v1/billing/meters/{meter['id']}/"
+                         "event_summaries", "has_more": False, "data": [summary]}
+        if parts == ["meter_events"] and method == "POST":
+            payload = params.get("payload") or {}
+            self._meter_by_event(params.get("event_name", ""), account)
+            if not payload.get("stripe_customer_id") or not str(
+                    payload.get("value", "")).lstrip("-").isdigit():
+                raise _Problem(400, "The payload needs stripe_customer_id and a whole "
+                                    "number value.", "parameter_invalid")
+            identifier = params.get("identifier") or self._id("mev")
+            key = f"mev:{identifier}"
+            if key in self.store(account):
+                raise _Problem(400, f"An event already exists with identifier {identifier}.",
+                               None)
+            event = {"object": "billing.meter_event", "created": now,
+                     "event_name": params["event_name"], "identifier": identifier,
+                     "payload": payload, "livemode": False,
+                     "timestamp": _int(params.get("timestamp"), now)}
+            self.store(account)[key] = event
+            return 200, self._public(event)
+        if parts == ["meter_event_adjustments"] and method == "POST":
+            identifier = ((params.get("cancel") or {}).get("identifier")) or ""
+            event = self.store(account).get(f"mev:{identifier}")
+            if event is None:
+                raise _Problem(400, f"No meter event with identifier {identifier}.",
+                               "resource_missing")
+            event["_cancelled"] = True
+            return 200, {"object": "billing.meter_event_adjustment", "livemode": False,
+                         "status": "pending", "event_name": params.get("event_name"),
+                         "type": "cancel", "cancel": {"identifier": identifier}}
+        raise _Problem(404, f"Unrecognized request URL ({method}: /v1/billing/"
+                            f"{'/'.join(parts)}).", None)
+
+    def _payment_intent(self, params: dict[str, Any], account: str | None) -> dict[str, Any]:
+        self._find(params.get("customer", ""), account)
+        intent = {"id": self._id("pi"), "object": "payment_intent",
+                  "amount": _int(params.get("amount"), 0), "currency": params.get("currency"),
+                  "customer": params["customer"], "status": "succeeded",
+                  "metadata": params.get("metadata") or {}, "created": int(time.time()),
+                  "livemode": False}
+        self.store(account)[intent["id"]] = intent
+        return intent
 
     def _find(self, object_id: str, account: str | None) -> dict[str, Any]:
         found = self.store(account).get(object_id)

@@ -55,3 +55,14 @@ def post_worker_init(worker) -> None:
     ready = os.environ.get("BENCH_READY_DIR")
     if ready:  # benchmarks start measuring once every worker has loaded the app
         open(os.path.join(ready, str(worker.pid)), "w").close()
+
+
+def child_exit(server, worker) -> None:
+    # /metrics in multiprocess mode (app/ops/metrics.py): a worker that died, killed or not,
+    # must drop its live gauges. Only prometheus_client is imported here, never the app, so
+    # the master stays free of what gevent patches in the workers.
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid, directory)

@@ -111,7 +111,7 @@ def test_a_refused_version_keeps_what_was_typed(make_agents_app, acme, globex, m
     html = refused.get_data(as_text=True)
     assert refused.status_code == 422
     assert "A long, carefully edited prompt." in html and 'value="9"' in html
-    assert 'class="error" role="alert">Temperature is between 0 and 2.' in html
+    assert 'Temperature is a number from 0 to 2.' in html  # next to its field
     not_numbers = client.post(f"/agents/{agent_id}/versions", data={
         "model": "gpt-4o", "system_prompt": "Kept too.", "max_output_tokens": "lots",
         "csrf_token": token})

@@ -8,7 +8,10 @@ from app.api.pagination import CursorArgsSchema
 
 INT32 = 2_147_483_647
 BIGINT = 9_223_372_036_854_775_807
-MINOR = {"description": "Integer minor units of the book's currency (cents; yen for JPY)."}
+# Money columns are BigInteger (amounts are kept in millionths of a minor unit), so these
+# integers are 64-bit in the document too; tests/test_api_bounds.py holds them to that.
+MINOR = {"description": "Integer minor units of the book's currency (cents; yen for JPY).",
+         "format": "int64"}
 MICRO = {"description": "Integer micro-minor units: millionths of a minor unit (exact; "
                         "totals are rounded once, see docs/rebilling.md)."}
 PERIOD = validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$", error="a month, YYYY-MM")
@@ -27,7 +30,7 @@ class PriceBookSchema(Schema):
 
 class PriceBookUpdateSchema(Schema):
     currency = fields.String(validate=validate.Length(equal=3))
-    usd_rate_ppm = fields.Integer(validate=validate.Range(1, 10**15))
+    usd_rate_ppm = fields.Integer(validate=validate.Range(1, 10**15), metadata={"format": "int64"})
     meter_event_name = fields.String(validate=validate.Length(max=100))
     stripe_meter_id = fields.String(validate=validate.Length(max=255))
 
@@ -173,7 +176,8 @@ class PlanUsageSchema(Schema):
     plan_id = fields.UUID(dump_only=True)
     included_minor = fields.Integer(required=True, validate=validate.Range(0, 10**12),
                                     metadata={"description": "Usage included each month, in "
-                                                             "minor units of the book."})
+                                                             "minor units of the book.",
+                                              "format": "int64"})
     overage_bp = fields.Integer(load_default=10_000, validate=validate.Range(0, 1_000_000),
                                 metadata={"description": "Usage past it, in basis points of "
                                                          "its list price."})

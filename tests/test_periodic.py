@@ -27,7 +27,7 @@ def test_each_slot_is_enqueued_once_and_the_next_slot_again(app, redis_client):
         assert enqueue_due(now) == []  # a second worker ticking in the same slot
         assert enqueue_due(now + 1) == []
         assert enqueue_due(now + 15) == ["jobs.recover"]  # ALBEDO_RECOVERY_SECONDS
-        assert sorted(enqueue_due(now + 300)) == ["jobs.recover",
+        assert sorted(enqueue_due(now + 300)) == ["billing.report_usage", "jobs.recover",
                                                   "licensing.announce_expiries"]
         queued = {job.meta["task"] for name in ("agents", "webhooks", "default")
                   for job in get_queue(name).jobs}

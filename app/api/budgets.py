@@ -226,6 +226,8 @@ class OneTripLimiter(Limiter):
         if refused is not None:
             lim = limits[windows.index(refused)]
             log.info("ratelimit %s exceeded at endpoint: %s", lim.limit, endpoint)
+            # Which budget refused, for the refusal metrics (app/ops/instrument.py).
+            flask.g.rate_limit_refused_scope = lim.scope_for(endpoint, flask.request.method)
             raise RateLimitExceeded(lim)
 
     def _piggybacks(self) -> list[Piggyback]:

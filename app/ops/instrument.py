@@ -53,6 +53,9 @@ def _observe(response):
 
 
 def _rate_scope() -> str:
+    refused = g.get("rate_limit_refused_scope")  # set by the one-trip limiter (app/api/budgets)
+    if refused:
+        return next((p for p in str(refused).split(":") if p in _RATE_SCOPES), "route")
     from app.api.limits import limiter
 
     try:

@@ -17,7 +17,7 @@ from tenants.context import current
 
 bp = Blueprint("api_docs", __name__)
 _CACHE_KEY = "albedo.openapi_text"
-# "(ALBEDO_RATE_LIMIT_LICENSE_KEY / _IP)", "ALBEDO_X", "set ALBEDO_X": a setting name and the
+# "(ALBEDO_RATE_LIMIT_LICENSE_KEY / _IP)" or "set ALBEDO_SOMETHING": a setting name and the
 # brackets or slash-joined siblings around it.
 _SETTING = re.compile(r"\s*\(?\bALBEDO_[A-Z0-9_]*(?:\s*/\s*_[A-Z0-9_]+)*\)?")
 _PRODUCT = re.compile(r"\bAlbedo\b")

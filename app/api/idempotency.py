@@ -1,7 +1,7 @@
 """Idempotency-Key, the one rule for every POST that takes the header.
 
 * The same key with the same request answers with what the first request created (the same
-  execution), however often it is sent, for 24 hours.
+  execution, the same bulk issue), however often it is sent, for 24 hours.
 * The same key with a different request is a client bug (a reused key): 422
   ``idempotency_key_reused``, and nothing is created.
 * After 24 hours the key is forgotten: the recovery sweep clears it, and a request that finds
@@ -37,8 +37,6 @@ from app.extensions import db
 HEADER = "Idempotency-Key"
 KEPT = timedelta(hours=24)
 MAX_LENGTH = 255
-
-
 DESCRIPTION = (
     "Makes a retried request safe. The same key with the same request answers with what the "
     "first one created, however often it is sent; the same key with a different request "

@@ -97,8 +97,8 @@ def max_dispatches() -> int:
 
 
 def exhausted_message(dispatches: int) -> str:
-    return (f"The job carrying this work was lost {dispatches} times in a row before any worker "
-            f"took it (the job queue lost it, or was unreachable); it was given up.")
+    return (f"Dispatched again {dispatches} times, its job was lost each time before any "
+            f"worker took it (the job queue lost it, or was unreachable); it was given up.")
 
 
 def redispatch(model: Any, row_id: Any, dispatches: int, task_name: str, *args: Any,

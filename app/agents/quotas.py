@@ -123,7 +123,9 @@ def release(user_id: uuid.UUID, api_key_id: uuid.UUID | None,
             license_id: uuid.UUID | None, reserved_at: datetime) -> None:
     """Give back the one execution :func:`reserve` counted in ``reserved_at``'s month, for an
     execution that never ran (its jobs kept getting lost: jobs/durable.py). Failures after a
-    run started keep their count, as they used the provider."""
+    run started keep their count, as they used the provider. (A widget key's own monthly cap,
+    which the widget feature counts, keeps the count: agents do not reach into the widget's
+    tables for so rare a case.)"""
     keys = [f"user:{user_id}"]
     keys += [f"api_key:{api_key_id}"] if api_key_id is not None else []
     keys += [f"license:{license_id}"] if license_id is not None else []

@@ -76,6 +76,9 @@ class Settings:
     # may sit queued with no live job (or past its lease) before the sweep dispatches it again.
     recovery_seconds: int = 15
     recovery_grace_seconds: int = 30
+    # ... and how many times in a row it re-dispatches a unit no worker took before ending it
+    # failed (dispatch_attempts_exhausted): a job lost again and again must end, not loop.
+    max_dispatches: int = 5
     # Operations (app/ops): /metrics answers only a bearer of this token (unset: no /metrics).
     metrics_token: str = ""
     # Where prometheus_client keeps each process's values (multiprocess mode); it reads the
@@ -151,6 +154,8 @@ class Settings:
             problems.append("ALBEDO_RECOVERY_SECONDS must be between 1 and 3600 seconds")
         if not 1 <= self.recovery_grace_seconds <= 86400:
             problems.append("ALBEDO_RECOVERY_GRACE_SECONDS must be between 1 and 86400 seconds")
+        if not 1 <= self.max_dispatches <= 100:
+            problems.append("ALBEDO_MAX_DISPATCHES must be between 1 and 100")
         if self.metrics_token and len(self.metrics_token) < 16:
             problems.append("ALBEDO_METRICS_TOKEN must be at least 16 characters")
         if self.prometheus_multiproc_dir and not Path(self.prometheus_multiproc_dir).is_dir():
@@ -255,6 +260,7 @@ class Settings:
             job_timeout=integer("ALBEDO_JOB_TIMEOUT", 600) or 600,
             recovery_seconds=integer("ALBEDO_RECOVERY_SECONDS", 15) or 15,
             recovery_grace_seconds=integer("ALBEDO_RECOVERY_GRACE_SECONDS", 30) or 30,
+            max_dispatches=integer("ALBEDO_MAX_DISPATCHES", 5),
             metrics_token=env.get("ALBEDO_METRICS_TOKEN", "").strip(),
             prometheus_multiproc_dir=text("PROMETHEUS_MULTIPROC_DIR", ""),
             sentry_dsn=text("SENTRY_DSN", ""),

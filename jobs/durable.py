@@ -16,6 +16,12 @@ running, and dispatches it again:
 A job delivered twice is harmless: each feature *claims* its row with a conditional UPDATE
 before doing anything, so a second delivery finds nothing to claim.
 
+Re-dispatching is bounded too (:func:`redispatch`): each re-dispatch is counted on the row
+(``dispatches``, set back to 0 by a worker's claim), and a unit that no worker took after
+ALBEDO_MAX_DISPATCHES re-dispatches in a row ends ``failed`` with ``dispatch_attempts_exhausted``
+(its feature releases what it reserved and announces the failure as for any other), instead of
+being dispatched for ever while its jobs keep getting lost.
+
 Features register a *recoverer* (``@recoverer("emails")``); the sweep runs them one after
 another, each in its own transaction, and one failing does not stop the others.
 """
@@ -31,6 +37,7 @@ from typing import Any
 from flask import current_app
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
+from sqlalchemy import update
 
 from jobs.enqueue import enqueue
 from jobs.queues import get_queue
@@ -81,12 +88,45 @@ def job_is_live(task_name: str, job_id: str) -> bool:
         return False
 
 
-def dispatch(task_name: str, *args: Any, tenant_id: Any, job_id: str) -> bool:
-    """Enqueue ``task_name`` for a row unless a live job already carries it; True if sent."""
+# The reason a unit ends with when its jobs kept getting lost (ALBEDO_MAX_DISPATCHES).
+EXHAUSTED = "dispatch_attempts_exhausted"
+
+
+def max_dispatches() -> int:
+    return current_app.extensions["albedo.settings"].max_dispatches
+
+
+def exhausted_message(dispatches: int) -> str:
+    return (f"Dispatched again {dispatches} times, its job was lost each time before any "
+            f"worker took it (the job queue lost it, or was unreachable); it was given up.")
+
+
+def redispatch(model: Any, row_id: Any, dispatches: int, task_name: str, *args: Any,
+               tenant_id: Any, job_id: str, still: tuple = ()) -> str:
+    """Dispatch a unit again, counted on its row: ``dispatched``; ``skipped`` (a live job
+    carries it, or the row moved meanwhile); or ``exhausted``, when ``dispatches`` (what the
+    caller read) reached ALBEDO_MAX_DISPATCHES: the caller ends the unit failed with
+    :data:`EXHAUSTED`.
+
+    ``still``: the conditions that made the unit due (e.g. its status), checked again by the
+    conditional UPDATE that counts the dispatch, so a unit claimed meanwhile is left alone.
+    The count is committed before the enqueue: a dispatch that then fails still counts.
+    """
+    from app.extensions import db
+
     if job_is_live(task_name, job_id):
-        return False
+        return "skipped"
+    if dispatches >= max_dispatches():
+        return "exhausted"
+    counted = db.session.execute(
+        update(model).where(model.id == row_id, model.dispatches == dispatches, *still)
+        .values(dispatches=dispatches + 1)
+        .execution_options(synchronize_session=False)).rowcount
+    db.session.commit()
+    if not counted:
+        return "skipped"
     enqueue(task_name, *args, tenant_id=tenant_id, job_id=job_id)
-    return True
+    return "dispatched"
 
 
 def recover(now: datetime | None = None) -> dict[str, dict[str, int]]:

@@ -1,4 +1,5 @@
-"""The periodic tasks' rows: which slot each was last enqueued for, and how its run ended.
+"""Durable work's columns: the periodic tasks' rows (which slot each was last enqueued for,
+and how its run ended) and the dispatch count every re-dispatchable unit carries.
 
 Platform-level (no tenant): the periodic tasks are cross-tenant sweeps.
 """
@@ -31,3 +32,17 @@ class PeriodicRun(db.Model):
     last_error: Mapped[str | None] = mapped_column(Text)
     runs: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+
+class Dispatched:
+    """A unit of durable work the recovery sweep may dispatch again (jobs/durable.py).
+
+    ``dispatches`` counts the sweep's re-dispatches since a worker last claimed the unit (each
+    claim sets it back to 0): a job lost again and again (a Redis that keeps restarting empty,
+    a job refused by every worker) ends the unit ``failed`` after ALBEDO_MAX_DISPATCHES,
+    instead of being dispatched for ever. A job that waits on its queue is live, not lost,
+    and is not counted.
+    """
+
+    dispatches: Mapped[int] = mapped_column(Integer, nullable=False, default=0,
+                                            server_default="0")

@@ -78,6 +78,7 @@ def _claim(task_name: str, now: float, next_due: float) -> bool:
         .values(next_due_at=_at(next_due), last_enqueued_at=_at(now))
         .execution_options(synchronize_session=False)).rowcount
     if moved:
+        _settle_abandoned_run(task_name, now)
         return True
     if row is not None:
         return False
@@ -89,6 +90,29 @@ def _claim(task_name: str, now: float, next_due: float) -> bool:
         db.session.rollback()
         return False
     return True
+
+
+def _settle_abandoned_run(task_name: str, now: float) -> None:
+    """A run still ``running`` past its job timeout plus the recovery grace lost its worker
+    (killed mid-run): it is recorded failed with that reason as the next slot is claimed, so
+    the row never shows a run that will not finish. The new slot does the work again (every
+    periodic task is an idempotent scan)."""
+    from app.extensions import db
+    from jobs.models import PeriodicRun
+    from jobs.registry import get_task
+
+    settings = current_app.extensions["albedo.settings"]
+    lease = (get_task(task_name).job_timeout() or settings.job_timeout) \
+        + settings.recovery_grace_seconds
+    db.session.execute(
+        update(PeriodicRun).where(PeriodicRun.task == task_name,
+                                  PeriodicRun.last_outcome == "running",
+                                  PeriodicRun.last_started_at < _at(now - lease))
+        .values(last_outcome="failed", last_finished_at=_at(now),
+                failures=PeriodicRun.failures + 1,
+                last_error=f"the worker stopped during the run (not finished within "
+                           f"{lease} s); the next slot runs it again")
+        .execution_options(synchronize_session=False))
 
 
 def enqueue_due(now: float | None = None) -> list[str]:

@@ -35,6 +35,7 @@ from app.agents.schemas import (
     VersionSchema,
 )
 from app.agents.service import Agent, Caller
+from app.api import idempotency
 from app.api.pagination import CursorArgsSchema, page_of, paginate
 from app.auth.guard import current_principal, require
 from app.billing.limits import PLAN_LIMIT_DOC
@@ -213,8 +214,9 @@ class Run(MethodView):
     @agents_blp.alt_response(200, description="Finished within `Prefer: wait=N`, or an "
                                               "Idempotency-Key replay of a finished execution")
     @agents_blp.alt_response(429, description="`quota_exceeded`, with limit and reset time")
+    @idempotency.honours(agents_blp)
     @require("agents:execute")
-    def post(self, body, agent_id):
+    def post(self, body, agent_id, idempotency_key=None):
         """Run the agent's published version.
 
         Answers 202 with the queued execution; ``Prefer: wait=N`` (N ≤ 60) waits up to N
@@ -228,7 +230,7 @@ class Run(MethodView):
         execution, _created = executions.start_execution(
             caller, agent, input=body["input"], variables=body["variables"],
             conversation_id=body["conversation_id"],
-            idempotency_key=request.headers.get("Idempotency-Key") or None)
+            idempotency_key=idempotency_key)
         wait = _prefer_wait()
         if wait:
             execution = executions.wait_for(execution, wait)

@@ -240,6 +240,7 @@ def claim(execution: Execution) -> bool:
     """
     now = clock.now()
     claimed = {"status": "running", "started_at": now, "attempts": execution.attempts + 1,
+               "dispatches": 0,  # a worker took it: its jobs are not being lost
                "queue_wait_ms": int((now - execution.created_at).total_seconds() * 1000)}
     result = db.session.execute(
         update(Execution).where(Execution.id == execution.id, Execution.status == "queued",

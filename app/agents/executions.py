@@ -32,22 +32,9 @@ def job_id_for(execution_id: uuid.UUID, attempt: int = 0) -> str:
 
 
 def _by_idempotency_key(caller: Caller, key: str, fingerprint: str) -> Execution | None:
-    """The execution this key made within 24 hours (422 if it was for another request).
-
-    An older one gives its key up (the key is kept 24 hours; the sweep clears the rest).
-    """
-    existing = db.session.scalars(select(Execution).where(
-        Execution.caller_user_id == caller.user_id, Execution.idempotency_key == key)).first()
-    if existing is None:
-        return None
-    if idempotency.is_expired(existing.created_at, clock.now()):
-        db.session.execute(update(Execution).where(Execution.id == existing.id)
-                           .values(idempotency_key=None)
-                           .execution_options(synchronize_session=False))
-        db.session.commit()
-        return None
-    idempotency.ensure_same(existing.idempotency_fingerprint, fingerprint)
-    return existing
+    """The execution this key made within 24 hours (422 if it was for another request)."""
+    return idempotency.find(Execution, Execution.caller_user_id == caller.user_id, key,
+                            fingerprint)
 
 
 def _conversation(caller: Caller, agent: Agent, conversation_id: str | None,

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
 from app.models import IdMixin, TimestampMixin, UTCDateTime
+from jobs.models import Dispatched
 from tenants.isolation import TenantScoped
 
 AGENT_STATUSES = ("active", "archived")
@@ -109,7 +110,7 @@ class Message(IdMixin, TenantScoped, db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
 
 
-class Execution(IdMixin, TenantScoped, TimestampMixin, db.Model):
+class Execution(IdMixin, TenantScoped, TimestampMixin, Dispatched, db.Model):
     """One run of one agent version, from the queue to its outcome (the row users see)."""
 
     __tablename__ = "agent_executions"

@@ -5,6 +5,7 @@ So that the official ``openai`` SDK and LangChain's ChatOpenAI can call an agent
 version decides the real model, system prompt and tools; the client's earlier messages become
 the conversation history (trimmed to the context like any other), its last user message the
 input. Runs go through the same queue, quotas and usage accounting as every execution.
+With Redis unreachable the endpoint answers 503 ``service_unavailable`` and stores nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from app.agents.service import Caller
 from app.auth.guard import current_principal, require
 from app.errors import ApiError
 from app.extensions import db
+from app.redis import get_redis
 
 blp = Blueprint("openai", __name__, description="OpenAI-compatible chat completions")
 # Failed executions as HTTP statuses an OpenAI client understands (and may retry on).
@@ -128,6 +130,10 @@ class ChatCompletions(MethodView):
         caller = Caller.of(current_principal())
         agent = service.get_agent_by_slug(caller, body["model"])
         history, text = _split(body["messages"])
+        # The OpenAI protocol answers in this response, so the answer needs the job queue and
+        # the execution's stream now. Without Redis: 503 before anything is stored or charged
+        # (the SDK retries it), never an execution that runs later for nobody after a 504.
+        get_redis().ping()
         execution, _ = executions.start_execution(caller, agent, input=text,
                                                   variables=body["variables"],
                                                   history=history, source="openai")

@@ -119,6 +119,23 @@ def reserve(user_id: uuid.UUID, api_key_id: uuid.UUID | None = None,
                 headers={"Retry-After": str(max(int((reset - now).total_seconds()), 1))})
 
 
+def release(user_id: uuid.UUID, api_key_id: uuid.UUID | None,
+            license_id: uuid.UUID | None, reserved_at: datetime) -> None:
+    """Give back the one execution :func:`reserve` counted in ``reserved_at``'s month, for an
+    execution that never ran (its jobs kept getting lost: jobs/durable.py). Failures after a
+    run started keep their count, as they used the provider. (A widget key's own monthly cap,
+    which the widget feature counts, keeps the count: agents do not reach into the widget's
+    tables for so rare a case.)"""
+    keys = [f"user:{user_id}"]
+    keys += [f"api_key:{api_key_id}"] if api_key_id is not None else []
+    keys += [f"license:{license_id}"] if license_id is not None else []
+    db.session.execute(
+        update(QuotaCounter).where(QuotaCounter.scope.in_(keys),
+                                   QuotaCounter.period == period_of(reserved_at),
+                                   QuotaCounter.used > 0)
+        .values(used=QuotaCounter.used - 1).execution_options(synchronize_session=False))
+
+
 def _announce_exceeded(user_id: uuid.UUID, scope: Scope, period: str, reset: datetime) -> None:
     """quota.exceeded, once per scope and month: a client retrying against a spent quota
     must not turn every refusal into a webhook."""

@@ -15,13 +15,13 @@ from typing import Any
 from sqlalchemy import or_, select, update
 
 from app import clock
-from app.agents import engine, streaming
+from app.agents import engine, quotas, streaming
 from app.agents.config import agents_config
 from app.agents.executions import TASK, job_id_for
 from app.agents.models import Execution
-from app.api.idempotency import KEPT
+from app.api import idempotency
 from app.extensions import db
-from jobs.durable import Sweep, dispatch, recoverer
+from jobs.durable import EXHAUSTED, Sweep, exhausted_message, recoverer, redispatch
 from jobs.enqueue import enqueue
 from jobs.queues import AGENTS
 from jobs.registry import task
@@ -98,28 +98,52 @@ def sweep_task() -> dict[str, int]:
 @recoverer("executions")
 def recover(now: Sweep) -> dict[str, int]:
     """Executions: running past their lease (above), queued with no live job (Redis lost it,
-    or was down when it was stored), and Idempotency-Keys past their 24 hours."""
+    or was down when it was stored), and Idempotency-Keys past their 24 hours. A queued
+    execution whose job was lost ALBEDO_MAX_DISPATCHES times in a row ends failed."""
     from tenants.service import acting_as
 
     outcome = sweep()
     rows = db.session.execute(
-        select(Execution.id, Execution.tenant_id, Execution.attempts).where(
-            Execution.status == "queued", Execution.created_at < now.stale_before,
-            Execution.cancel_requested.is_(False))
+        select(Execution.id, Execution.tenant_id, Execution.attempts, Execution.dispatches)
+        .where(Execution.status == "queued", Execution.created_at < now.stale_before,
+               Execution.cancel_requested.is_(False))
         .limit(1000).execution_options(cross_tenant=_REASON)).all()
     db.session.rollback()
-    outcome["dispatched"] = 0
-    for execution_id, tenant_id, attempts in rows:
+    outcome.update(dispatched=0, exhausted=0)
+    for execution_id, tenant_id, attempts, dispatches in rows:
         with acting_as(tenant_id) as found:
-            if found and dispatch(TASK, str(execution_id), tenant_id=tenant_id,
-                                  job_id=job_id_for(execution_id, attempts)):
+            if not found:
+                continue
+            result = redispatch(Execution, execution_id, dispatches, TASK, str(execution_id),
+                                tenant_id=tenant_id, job_id=job_id_for(execution_id, attempts),
+                                still=(Execution.status == "queued",
+                                       Execution.cancel_requested.is_(False)))
+            if result == "exhausted" and _give_up(execution_id, dispatches):
+                outcome["exhausted"] += 1
+            elif result == "dispatched":
                 outcome["dispatched"] += 1
-    outcome["keys_forgotten"] = db.session.execute(
-        update(Execution).where(Execution.idempotency_key.is_not(None),
-                                Execution.created_at < now.now - KEPT)
-        .values(idempotency_key=None)
-        .execution_options(synchronize_session=False,
-                           cross_tenant="Idempotency-Keys are kept 24 hours in every tenant")
-    ).rowcount
+    outcome["keys_forgotten"] = idempotency.forget_expired(Execution, now.now)
     db.session.commit()
     return outcome
+
+
+def _give_up(execution_id: uuid.UUID, dispatches: int) -> bool:
+    """End a queued execution whose jobs kept getting lost: failed, dispatch_attempts_exhausted.
+
+    The conditional UPDATE takes it from ``queued`` first, so a worker's claim and this never
+    both win. Then it ends like any failure (engine.finish: the spending hold released, no
+    charge, ``execution.failed`` for webhooks), and the quota it counted is given back: it
+    never ran.
+    """
+    failed = db.session.execute(
+        update(Execution).where(Execution.id == execution_id, Execution.status == "queued",
+                                Execution.dispatches == dispatches)
+        .values(status="failed").execution_options(synchronize_session=False)).rowcount
+    if not failed:
+        db.session.rollback()
+        return False
+    execution = db.session.get(Execution, execution_id, populate_existing=True)
+    quotas.release(execution.caller_user_id, execution.api_key_id, execution.license_id,
+                   execution.created_at)
+    engine.finish(execution, "failed", code=EXHAUSTED, message=exhausted_message(dispatches))
+    return True

@@ -34,6 +34,9 @@ from app.extensions import db
 log = logging.getLogger(__name__)
 BATCH = 100
 BACKOFF = (60, 300, 900, 3600, 3 * 3600)
+# Then a report ends failed with its reason (about a day of tries; Stripe refuses meter
+# events older than 35 days anyway). ``meters.reconcile`` still fills what the meter lacks.
+MAX_ATTEMPTS = 12
 TARGETS = ("reseller", "platform")
 
 
@@ -104,7 +107,7 @@ def _due(route: Route, now: datetime, limit: int) -> list[tuple[LedgerEntry, Any
             .outerjoin(report, and_(report.c.ledger_entry_id == LedgerEntry.id,
                                     report.c.target == route.target))
             .where((report.c.id.is_(None))
-                   | (report.c.status.in_(("pending", "failed"))
+                   | (report.c.status.in_(("pending", "retrying", "failed"))
                       & (report.c.next_attempt_at <= now)))
             .order_by(LedgerEntry.created_at, LedgerEntry.id).limit(limit))
     return list(db.session.execute(stmt).all())
@@ -178,7 +181,11 @@ def _record(entry_id: uuid.UUID, report_id: Any, target: str, result: str,
     row.attempts += 1
     row.status = result
     row.last_error = error
-    if result == "failed":
+    if result == "failed" and row.attempts >= MAX_ATTEMPTS:  # final: no next attempt
+        row.next_attempt_at = None
+        row.last_error = f"gave up after {row.attempts} attempts: {error}"[:2000]
+    elif result == "failed":
+        row.status = "retrying"
         row.next_attempt_at = now + timedelta(
             seconds=BACKOFF[min(row.attempts - 1, len(BACKOFF) - 1)])
     else:

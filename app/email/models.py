@@ -7,6 +7,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
 from app.models import IdMixin, TimestampMixin, UTCDateTime
+from jobs.models import Dispatched
 from tenants.isolation import TenantScoped
 
 # queued → sending (claimed, the send is under way) → sent; or → retrying (next_attempt_at)
@@ -14,7 +15,7 @@ from tenants.isolation import TenantScoped
 EMAIL_STATUSES = ("queued", "sending", "retrying", "sent", "failed")
 
 
-class OutboundEmail(IdMixin, TenantScoped, TimestampMixin, db.Model):
+class OutboundEmail(IdMixin, TenantScoped, TimestampMixin, Dispatched, db.Model):
     """One email as rendered and sent; with the outbox backend, this row *is* the delivery."""
 
     __tablename__ = "emails"

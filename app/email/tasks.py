@@ -28,7 +28,7 @@ from app import clock
 from app.email.backends import backend_for
 from app.email.models import OutboundEmail
 from app.extensions import db
-from jobs.durable import Sweep, dispatch, recoverer
+from jobs.durable import EXHAUSTED, Sweep, exhausted_message, recoverer, redispatch
 from jobs.enqueue import enqueue
 from jobs.queues import EMAILS
 from jobs.registry import PermanentError, TransientError, task
@@ -59,7 +59,7 @@ def claim(email_id: uuid.UUID) -> bool:
     claimed = db.session.execute(
         update(OutboundEmail).where(OutboundEmail.id == email_id,
                                     OutboundEmail.status.in_(("queued", "retrying")))
-        .values(status="sending", attempts=OutboundEmail.attempts + 1,
+        .values(status="sending", attempts=OutboundEmail.attempts + 1, dispatches=0,
                 lease_until=now + _lease(), next_attempt_at=None)
         .execution_options(synchronize_session=False)).rowcount
     db.session.commit()
@@ -163,8 +163,22 @@ def _revive(email_id: uuid.UUID, sweep: Sweep) -> str:
         db.session.commit()
         if not moved or email.attempts >= MAX_ATTEMPTS:
             return "failed" if moved else "skipped"
+        status = "retrying"
     else:
+        status = email.status
         db.session.rollback()
-    sent = dispatch(TASK, str(email_id), tenant_id=email.tenant_id,
-                    job_id=job_id_for(email_id, email.attempts))
-    return "dispatched" if sent else "skipped"
+    waiting = OutboundEmail.status == status
+    result = redispatch(OutboundEmail, email_id, email.dispatches, TASK, str(email_id),
+                        tenant_id=email.tenant_id, job_id=job_id_for(email_id, email.attempts),
+                        still=(waiting,))
+    if result != "exhausted":
+        return result
+    # Its jobs kept getting lost: nothing was sent by these dispatches, the reason says so.
+    failed = db.session.execute(
+        update(OutboundEmail).where(OutboundEmail.id == email_id, waiting,
+                                    OutboundEmail.dispatches == email.dispatches)
+        .values(status="failed", next_attempt_at=None,
+                last_error=f"{EXHAUSTED}: {exhausted_message(email.dispatches)}")
+        .execution_options(synchronize_session=False)).rowcount
+    db.session.commit()
+    return "failed" if failed else "skipped"

@@ -25,6 +25,7 @@ from app.integrations import events, signing
 from app.integrations.models import RestHook, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.integrations.secrets import endpoint_secrets
 from app.integrations.ssrf import SsrfBlocked, safe_request
+from jobs.durable import EXHAUSTED, exhausted_message, redispatch
 from jobs.enqueue import enqueue
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def claim(delivery_id: uuid.UUID) -> WebhookDelivery | None:
         .where(WebhookDelivery.id == delivery_id, _due_clause(now))
         .values(status="sending", lease_until=now + LEASE,
                 attempt_count=WebhookDelivery.attempt_count + 1,
-                run_attempts=WebhookDelivery.run_attempts + 1)
+                run_attempts=WebhookDelivery.run_attempts + 1, dispatches=0)
         .execution_options(synchronize_session=False))
     db.session.commit()
     if result.rowcount != 1:
@@ -213,15 +214,59 @@ def _gone(delivery: WebhookDelivery, endpoint: WebhookEndpoint | None) -> None:
 
 def dispatch_due(limit: int = 1000) -> int:
     """Queue every due delivery of every tenant (the sweep). Returns how many were queued."""
+    return recover_due(limit)["dispatched"]
+
+
+def recover_due(limit: int = 1000) -> dict[str, int]:
+    """The deliveries' part of the recovery sweep (jobs/durable.py): every due delivery
+    without a live job is dispatched again, counted on its row; one sending past its lease
+    after its last attempt (the worker died during it), or whose jobs were lost
+    ALBEDO_MAX_DISPATCHES times in a row, ends failed with the reason."""
+    from tenants.service import acting_as
+
+    now = clock.now()
     rows = db.session.execute(
-        select(WebhookDelivery.id, WebhookDelivery.tenant_id, WebhookDelivery.attempt_count)
-        .where(_due_clause(clock.now()))
+        select(WebhookDelivery.id, WebhookDelivery.tenant_id)
+        .where(_due_clause(now))
         .order_by(WebhookDelivery.next_attempt_at).limit(limit)
         .execution_options(cross_tenant="the webhook sweep queues due deliveries of every "
                                         "tenant, each job then runs inside its own tenant")
     ).all()
     db.session.rollback()
-    for delivery_id, tenant_id, attempts in rows:
-        enqueue(events.DELIVER_TASK, str(delivery_id), tenant_id=tenant_id,
-                job_id=f"whd-{delivery_id.hex}-{attempts + 1}")
-    return len(rows)
+    outcome = {"dispatched": 0, "failed": 0, "skipped": 0}
+    for delivery_id, tenant_id in rows:
+        with acting_as(tenant_id) as found:
+            if found:
+                outcome[_recover_one(delivery_id, tenant_id, now)] += 1
+    return outcome
+
+
+def _recover_one(delivery_id: uuid.UUID, tenant_id: uuid.UUID, now: datetime) -> str:
+    delivery = db.session.get(WebhookDelivery, delivery_id)
+    if delivery is None:
+        db.session.rollback()
+        return "skipped"
+    seen = (WebhookDelivery.status == delivery.status,
+            WebhookDelivery.attempt_count == delivery.attempt_count,
+            WebhookDelivery.dispatches == delivery.dispatches)
+    if delivery.status == "sending" and delivery.run_attempts >= MAX_ATTEMPTS:
+        # Its last attempt never reported back: claiming it again would be attempt n + 1.
+        return _give_up(delivery_id, seen, "the worker stopped during the last attempt; "
+                        "its outcome is unknown")
+    dispatches, attempts = delivery.dispatches, delivery.attempt_count
+    db.session.rollback()
+    result = redispatch(WebhookDelivery, delivery_id, dispatches, events.DELIVER_TASK,
+                        str(delivery_id), tenant_id=tenant_id,
+                        job_id=f"whd-{delivery_id.hex}-{attempts + 1}", still=seen[:2])
+    if result != "exhausted":
+        return result
+    return _give_up(delivery_id, seen, f"{EXHAUSTED}: {exhausted_message(dispatches)}")
+
+
+def _give_up(delivery_id: uuid.UUID, seen: tuple, reason: str) -> str:
+    failed = db.session.execute(
+        update(WebhookDelivery).where(WebhookDelivery.id == delivery_id, *seen)
+        .values(status="failed", last_error=reason, lease_until=None, next_attempt_at=None)
+        .execution_options(synchronize_session=False)).rowcount
+    db.session.commit()
+    return "failed" if failed else "skipped"

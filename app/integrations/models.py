@@ -29,6 +29,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
 from app.models import IdMixin, TimestampMixin, UTCDateTime
+from jobs.models import Dispatched
 from tenants.isolation import TenantScoped
 
 DELIVERY_STATUSES = ("pending", "sending", "succeeded", "failed", "cancelled")
@@ -97,7 +98,7 @@ class RestHook(IdMixin, TenantScoped, TimestampMixin, db.Model):
     api_key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
 
 
-class WebhookDelivery(IdMixin, TenantScoped, TimestampMixin, db.Model):
+class WebhookDelivery(IdMixin, TenantScoped, TimestampMixin, Dispatched, db.Model):
     """One event owed to one receiver (an endpoint or a REST hook), with its retry state."""
 
     __tablename__ = "webhook_deliveries"

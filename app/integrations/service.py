@@ -221,7 +221,7 @@ def replay(delivery: WebhookDelivery) -> WebhookDelivery:
         endpoint = db.session.get(WebhookEndpoint, delivery.endpoint_id)
         if endpoint is None or not endpoint.enabled:
             raise ApiError(409, "endpoint_disabled", "Enable the endpoint before replaying.")
-    delivery.status, delivery.run_attempts = "pending", 0
+    delivery.status, delivery.run_attempts, delivery.dispatches = "pending", 0, 0
     delivery.next_attempt_at, delivery.last_error = clock.now(), None
     db.session.flush()
     events.schedule(delivery)

@@ -25,4 +25,4 @@ def dispatch_due() -> dict[str, int]:
 def recover(sweep: Sweep) -> dict[str, int]:
     """The deliveries' schedule lives on their rows: what is due (or sending past its lease)
     is queued again by the one recovery sweep."""
-    return {"dispatched": delivery.dispatch_due()}
+    return delivery.recover_due()

@@ -13,6 +13,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
+from app.api import idempotency
 from app.api.pagination import CursorArgsSchema, page_of, paginate
 from app.auth.guard import current_principal, require
 from app.billing.limits import PLAN_LIMIT_DOC
@@ -305,11 +306,19 @@ class BulkIssues(MethodView):
     @licenses_blp.arguments(BulkIssueCreateSchema)
     @licenses_blp.response(202, BulkIssueSchema)
     @licenses_blp.alt_response(402, **PLAN_LIMIT_DOC)
+    @idempotency.honours(licenses_blp)
     @require("licenses:write", roles=RESELLER)
-    def post(self, body):
-        """Issue up to 10,000 licenses in the background; poll the returned row's progress."""
+    def post(self, body, idempotency_key=None):
+        """Issue up to 10,000 licenses in the background; poll the returned row's progress.
+
+        An ``Idempotency-Key`` makes a retried request return the same bulk issue instead of
+        issuing the licenses twice; the same key with a different body answers 422
+        ``idempotency_key_reused``. Keys are kept 24 hours. With the job queue unreachable the
+        issue is stored all the same (202) and run once it is back.
+        """
         row = bulk_service.start(service.get_policy(body["policy_id"]), body["count"],
-                                 body["name_prefix"], current_principal().user_id)
+                                 body["name_prefix"], current_principal().user_id,
+                                 idempotency_key=idempotency_key)
         db.session.commit()
         return _bulk_view(row)
 

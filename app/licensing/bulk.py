@@ -19,8 +19,10 @@ from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from app import clock
+from app.api import idempotency
 from app.auth import audit
 from app.billing.limits import ensure_room
 from app.errors import ApiError
@@ -49,15 +51,32 @@ def _lease_until():
 
 
 def start(policy: Policy, count: int, name_prefix: str = "",
-          created_by_id: uuid.UUID | None = None) -> BulkIssue:
+          created_by_id: uuid.UUID | None = None,
+          idempotency_key: str | None = None) -> BulkIssue:
+    """Store the bulk issue (its room reserved) and queue its run. With an
+    ``idempotency_key`` a retried request gets the issue the first one created (the same key
+    with another request is a 422: app/api/idempotency.py)."""
     if not 1 <= count <= MAX_BULK:
         raise ApiError(422, "validation_failed", f"Issue between 1 and {MAX_BULK} licenses.",
                        details={"fields": {"count": f"1-{MAX_BULK}"}})
+    key = idempotency.checked(idempotency_key)
+    fingerprint = idempotency.fingerprint(str(policy.id), count, name_prefix.strip())
+    mine = BulkIssue.created_by_id == created_by_id
+    if key and (existing := idempotency.find(BulkIssue, mine, key, fingerprint)) is not None:
+        return existing
     ensure_room("licenses", count=count)  # all or nothing: the room stays reserved until done
     bulk = BulkIssue(policy_id=policy.id, requested=count, name_prefix=name_prefix.strip(),
-                     created_by_id=created_by_id, status="queued")
+                     created_by_id=created_by_id, status="queued", idempotency_key=key,
+                     idempotency_fingerprint=fingerprint if key else None)
     db.session.add(bulk)
-    db.session.flush()
+    try:
+        db.session.flush()
+    except IntegrityError:  # the same key raced us: its issue is the answer
+        db.session.rollback()
+        existing = idempotency.find(BulkIssue, mine, key, fingerprint) if key else None
+        if existing is None:
+            raise
+        return existing
     audit.record("licenses_bulk_issue_started", **audit.acting(), target_type="bulk_issue",
                  target_id=bulk.id, count=count, policy_id=str(policy.id))
     enqueue_after_commit(db.session, TASK, str(bulk.id), job_id=job_id_for(bulk.id))
@@ -78,7 +97,8 @@ def claim(bulk_id: uuid.UUID) -> int | None:
         update(BulkIssue).where(BulkIssue.id == bulk_id, or_(
             BulkIssue.status == "queued",
             and_(BulkIssue.status == "running", BulkIssue.lease_until < now)))
-        .values(status="running", attempts=BulkIssue.attempts + 1, lease_until=_lease_until())
+        .values(status="running", attempts=BulkIssue.attempts + 1, dispatches=0,
+                lease_until=_lease_until())
         .execution_options(synchronize_session=False)).rowcount
     if not moved:
         db.session.commit()

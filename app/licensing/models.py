@@ -22,6 +22,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app import clock
 from app.extensions import db
 from app.models import IdMixin, TimestampMixin, UTCDateTime
+from jobs.models import Dispatched
 from tenants.isolation import TenantScoped
 
 LICENSE_STATUSES = ("active", "suspended", "revoked")
@@ -162,13 +163,16 @@ class Machine(IdMixin, TenantScoped, TimestampMixin, db.Model):
     license: Mapped[License] = relationship(back_populates="machines")
 
 
-class BulkIssue(IdMixin, TenantScoped, TimestampMixin, db.Model):
+class BulkIssue(IdMixin, TenantScoped, TimestampMixin, Dispatched, db.Model):
     """A request to issue many licenses at once; the job writes its progress here."""
 
     __tablename__ = "license_bulk_issues"
     __table_args__ = (
         CheckConstraint("status IN ('queued', 'running', 'done', 'failed')", name="status"),
         CheckConstraint("requested >= 1 AND requested <= 10000", name="requested"),
+        # An Idempotency-Key names one bulk issue per caller (NULL keys never collide).
+        Index("uq_license_bulk_issues_idempotency", "tenant_id", "created_by_id",
+              "idempotency_key", unique=True),
     )
 
     policy_id: Mapped[uuid.UUID] = mapped_column(
@@ -185,6 +189,9 @@ class BulkIssue(IdMixin, TenantScoped, TimestampMixin, db.Model):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("users.id", ondelete="SET NULL"))
+    # app/api/idempotency.py: the key and a SHA-256 of the request that used it.
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    idempotency_fingerprint: Mapped[str | None] = mapped_column(String(64))
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     @property

@@ -8,11 +8,12 @@ from datetime import datetime
 from rq import get_current_job
 from sqlalchemy import select
 
+from app.api import idempotency
 from app.extensions import db
 from app.licensing import counters
 from app.licensing.models import License, ValidationRecord
 from app.ops.metrics import record_license_validations
-from jobs.durable import Sweep, dispatch, recoverer
+from jobs.durable import EXHAUSTED, Sweep, exhausted_message, recoverer, redispatch
 from jobs.registry import task
 from tenants.context import current_id
 
@@ -98,17 +99,18 @@ def bulk_issue(bulk_id: str) -> dict[str, int]:
 def recover_bulk_issues(sweep: Sweep) -> dict[str, int]:
     """Bulk issues queued with a lost job, or running past their lease (the worker died):
     dispatched again (the run resumes from the licenses that exist), or failed after
-    bulk.MAX_ATTEMPTS runs, which frees the room they had reserved."""
-    from sqlalchemy import and_, or_, update
+    bulk.MAX_ATTEMPTS runs, or after ALBEDO_MAX_DISPATCHES lost jobs in a row, which frees
+    the room they had reserved."""
+    from sqlalchemy import and_, or_
 
     from app.licensing import bulk
     from app.licensing.models import BulkIssue
     from tenants.service import acting_as
 
+    due = or_(and_(BulkIssue.status == "queued", BulkIssue.updated_at < sweep.stale_before),
+              and_(BulkIssue.status == "running", BulkIssue.lease_until < sweep.now))
     rows = db.session.execute(
-        select(BulkIssue.id, BulkIssue.tenant_id).where(or_(
-            and_(BulkIssue.status == "queued", BulkIssue.updated_at < sweep.stale_before),
-            and_(BulkIssue.status == "running", BulkIssue.lease_until < sweep.now)))
+        select(BulkIssue.id, BulkIssue.tenant_id).where(due)
         .execution_options(cross_tenant="the recovery sweep resumes lost bulk issues of every "
                                         "tenant")).all()
     db.session.rollback()
@@ -119,20 +121,38 @@ def recover_bulk_issues(sweep: Sweep) -> dict[str, int]:
             if row is None:
                 continue
             if row.status == "running" and row.attempts >= bulk.MAX_ATTEMPTS:
-                failed = db.session.execute(
-                    update(BulkIssue).where(BulkIssue.id == bulk_id,
-                                            BulkIssue.status == "running",
-                                            BulkIssue.attempts == row.attempts)
-                    .values(status="failed", lease_until=None, finished_at=sweep.now,
-                            error=f"the worker stopped {row.attempts} times before it "
-                                  f"finished; {row.issued} of {row.requested} issued")
-                    .execution_options(synchronize_session=False)).rowcount
-                db.session.commit()
-                outcome["failed"] += failed
+                outcome["failed"] += _fail_bulk(row, sweep, f"the worker stopped {row.attempts} "
+                                                f"times before it finished")
                 continue
-            attempts = row.attempts
+            attempts, dispatches = row.attempts, row.dispatches
             db.session.rollback()
-            if dispatch(bulk.TASK, str(bulk_id), tenant_id=tenant_id,
-                        job_id=bulk.job_id_for(bulk_id, attempts)):
+            result = redispatch(BulkIssue, bulk_id, dispatches, bulk.TASK, str(bulk_id),
+                                tenant_id=tenant_id, job_id=bulk.job_id_for(bulk_id, attempts),
+                                still=(due,))
+            if result == "exhausted":
+                row = db.session.get(BulkIssue, bulk_id)
+                outcome["failed"] += _fail_bulk(
+                    row, sweep, f"{EXHAUSTED}: {exhausted_message(dispatches)}")
+            elif result == "dispatched":
                 outcome["dispatched"] += 1
+    outcome["keys_forgotten"] = idempotency.forget_expired(BulkIssue, sweep.now)
+    db.session.commit()
     return outcome
+
+
+def _fail_bulk(row, sweep: Sweep, reason: str) -> int:
+    """End a bulk issue failed with ``reason`` unless a run claimed it meanwhile; its unused
+    room is freed with it (only queued/running issues reserve room)."""
+    from sqlalchemy import update
+
+    from app.licensing.models import BulkIssue
+
+    failed = db.session.execute(
+        update(BulkIssue).where(BulkIssue.id == row.id, BulkIssue.status == row.status,
+                                BulkIssue.attempts == row.attempts,
+                                BulkIssue.dispatches == row.dispatches)
+        .values(status="failed", lease_until=None, finished_at=sweep.now,
+                error=f"{reason}; {row.issued} of {row.requested} issued")
+        .execution_options(synchronize_session=False)).rowcount
+    db.session.commit()
+    return failed

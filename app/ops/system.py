@@ -239,7 +239,7 @@ def _retry_email(key: uuid.UUID) -> None:
     from jobs.enqueue import enqueue_after_commit
 
     email = db.session.get(OutboundEmail, key)
-    email.status = "queued"
+    email.status, email.dispatches = "queued", 0  # a fresh count of lost jobs
     enqueue_after_commit(db.session, "emails.deliver", str(email.id),
                          job_id=f"email-{email.id}-retry-{email.attempts}")
 
@@ -257,7 +257,7 @@ def _retry_execution(key: uuid.UUID) -> None:
     from jobs.enqueue import enqueue_after_commit
 
     execution = db.session.get(Execution, key)
-    execution.status = "queued"
+    execution.status, execution.dispatches = "queued", 0  # a fresh count of lost jobs
     execution.error_code = execution.error_message = None
     execution.started_at = execution.finished_at = execution.first_token_at = None
     execution.output = ""

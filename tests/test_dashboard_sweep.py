@@ -13,11 +13,11 @@ pytestmark = [pytest.mark.browser, bs.needs_chromium]
 EXPECTED = {
     "ADMIN": ["/", "/admin/resellers", "/admin/outbox", "/audit", "/settings/api-keys"],
     # The filter forms (audit log, executions) are checked like everything else: no excuses.
-    "RESELLER": ["/audit", "/agents/executions", "/settings/branding", "/settings/domains", "/licensing/licenses",
-                 "/licensing/policies", "/licensing/products", "/api/docs", "/agents",
-                 "/integrations", "/billing"],
-    "USER": ["/agents", "/agents/executions", "/my/licenses", "/settings/api-keys", "/api/docs", "/billing",
-             "/account"],
+    "RESELLER": ["/audit", "/agents/executions", "/settings/branding", "/settings/domains",
+                 "/licensing/licenses", "/licensing/policies", "/licensing/products",
+                 "/api/docs", "/agents", "/integrations", "/billing"],
+    "USER": ["/agents", "/agents/executions", "/my/licenses", "/settings/api-keys",
+             "/api/docs", "/billing", "/account"],
 }
 
 

@@ -53,3 +53,31 @@ def test_signed_out_pages_fit_and_pass_axe(app, platform, acme, globex, make_use
                              if not (path == "/no-such-page" and "404" in p)]
     context.close()
     assert problems == [], "\n".join(problems)
+
+
+def test_pages_while_signed_in_as_a_customer_fit_and_pass_axe(app, platform, acme, globex,
+                                                              make_user, live_server,
+                                                              browser):
+    """The support banner (a layout include) and the customer list's confirm dialog."""
+    from tests.dashboard_data import CUSTOMER, OWNER
+
+    seed_dashboard(app, platform, acme, globex, make_user)
+    base = f"http://{acme.host}:{live_server}"
+    context = browser.new_context(viewport={"width": bs.WIDTHS[0], "height": 900})
+    page = context.new_page()
+    watch = bs.PageWatch()
+    watch.attach(page)
+    bs.sign_in(page, base, OWNER)
+    page.goto(f"{base}/people/customers")
+    page.locator("[data-testid=people] tr", has_text=CUSTOMER).get_by_test_id(
+        "sign-in-as").click()
+    problems = [f"confirm dialog: {v}" for v in bs.axe_violations(page)]
+    page.locator("#confirm-dialog [data-confirm-yes]").click()
+    page.wait_for_url(f"{base}/")
+    for width in bs.WIDTHS:
+        page.set_viewport_size({"width": width, "height": 900})
+        for path in ("/", "/agents", "/account"):
+            problems += bs.check_page(page, f"{base}{path}", watch)
+            assert page.get_by_test_id("sign-in-as-banner").is_visible()
+    context.close()
+    assert problems == [], "\n".join(problems)

@@ -80,6 +80,4 @@ class VerifyDomain(MethodView):
         domain = domains.own_domain(domain_id)
         outcome = domains.verify(domain)
         db.session.commit()
-        return {"id": domain.id, "hostname": domain.hostname, "is_primary": domain.is_primary,
-                "verified": domain.verified, "verification_token": domain.verification_token,
-                "problem_code": outcome.code, "problem": outcome.problem}
+        return domains.checked(domain, outcome)

@@ -13,6 +13,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import Select, select
 
@@ -50,6 +51,21 @@ def own_domain(domain_id: uuid.UUID) -> Domain:
     if domain is None:
         raise ApiError(404, "domain_not_found", "No such domain.")
     return domain
+
+
+def reseller_domain(tenant: Tenant, domain_id: uuid.UUID) -> Domain:
+    """One domain of ``tenant``, for the platform operator (its pages and API)."""
+    domain = next((d for d in tenant.domains if d.id == domain_id), None)
+    if domain is None:
+        raise ApiError(404, "domain_not_found", "No such domain for this reseller.")
+    return domain
+
+
+def checked(domain: Domain, outcome: verification.Outcome) -> dict[str, Any]:
+    """A domain with what "verify now" found, for the APIs' DomainCheckSchema."""
+    return {"id": domain.id, "hostname": domain.hostname, "is_primary": domain.is_primary,
+            "verified": domain.verified, "verification_token": domain.verification_token,
+            "problem_code": outcome.code, "problem": outcome.problem}
 
 
 def verify(domain: Domain, lookup_txt: Lookup | None = None) -> verification.Outcome:

@@ -261,3 +261,21 @@ def test_the_resolver_setting_is_checked_at_start(migrated, value):
     with pytest.raises(DnsConfigError, match="ALBEDO_DNS_RESOLVER"):
         create_app(migrated.with_overrides(extra={**migrated.extra,
                                                   "ALBEDO_DNS_RESOLVER": value}))
+
+
+def test_the_operator_checks_a_resellers_domain_in_dns_too(app, dns_app, dns, platform, acme,
+                                                          globex, api_caller):
+    acme_id, acme_token = _attach(app, acme, ACME_HOST)
+    _attach(app, globex, GLOBEX_HOST)
+    admin = api_caller(platform, role="ADMIN", email="admin@example.com")
+    api = host_client(dns_app, platform.host)
+    path = f"/api/v1/platform/resellers/{acme.info.id}/domains/{acme_id}/verify"
+    waiting = api.post(path, headers=admin.headers).get_json()
+    assert waiting["verified"] is False and waiting["problem_code"] == "no_record"
+    # The domain belongs to acme: asked under globex, it is not found.
+    assert api.post(f"/api/v1/platform/resellers/{globex.info.id}/domains/{acme_id}/verify",
+                    headers=admin.headers).status_code == 404
+    dns.set_txt(f"_domain-verification.{ACME_HOST}", acme_token)
+    assert api.post(path, headers=admin.headers).get_json()["verified"] is True
+    assert _verified(app, acme, ACME_HOST) and not _verified(app, globex, GLOBEX_HOST)
+    assert ("verified", ACME_HOST) in _domain_changes(app, platform)  # the operator's log

@@ -416,9 +416,11 @@ def test_sign_in_as_ends_at_its_time_limit(app, acme, globex, make_user, at):
     assert audit_actions(app, acme).count("sign_in_as_ended") == 0
 
     at(start + timedelta(minutes=60))
-    # A stylesheet does not end it (the page does, and says so)…
+    # A stylesheet or an API call (which never reads this session) does not end it…
     assert acme.client.get("/theme.css").status_code == 200
-    # …the next page does: back to the staff member, on the customer's page, audited.
+    assert acme.client.get("/api/v1/me").status_code == 401
+    assert audit_actions(app, acme).count("sign_in_as_ended") == 0
+    # …the next page does, and says so: back to the staff member, on the customer's page.
     ended = acme.client.get("/agents")
     assert ended.status_code == 302 and ended.headers["Location"].endswith(
         f"/people/customers/{casey}")

@@ -56,7 +56,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # forgotten tab does not keep someone else's account open.
 DEFAULT_MINUTES = 60
 MINUTES_RANGE = (1, 480)
-_MINUTES_KEY = "albedo.sign_in_as_minutes"
+MINUTES_KEY = "albedo.sign_in_as_minutes"
 
 
 class SignInAsConfigError(ValueError):
@@ -74,9 +74,9 @@ def minutes_from(extra: Mapping[str, str]) -> int:
 
 
 def time_limit() -> timedelta:
-    minutes = current_app.extensions.get(_MINUTES_KEY)
+    minutes = current_app.extensions.get(MINUTES_KEY)
     if minutes is None:
-        minutes = current_app.extensions[_MINUTES_KEY] = minutes_from(
+        minutes = current_app.extensions[MINUTES_KEY] = minutes_from(
             current_app.extensions["albedo.settings"].extra)
     return timedelta(minutes=minutes)
 

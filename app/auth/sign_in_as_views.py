@@ -122,8 +122,9 @@ def _finish(record: dict[str, Any], reason: str) -> Response:
     return redirect(record.get("return_url") or url_for("auth.login"))
 
 
-# Requests that are no page of their own (a stylesheet, the brand's images): they never end
-# a sign-in-as, so the page that loads them is the one that says it ended.
+# Requests that are no page of their own (a stylesheet, the brand's images, the API, which
+# never reads this session): they never end a sign-in-as, so the page that loads them is the
+# one that says it ended.
 _PASSIVE_BLUEPRINTS = frozenset({"assets"})
 _PASSIVE_ENDPOINTS = frozenset({"static", "tenants_pages.brand_image"})
 
@@ -136,7 +137,7 @@ def _guard():
         return None
     endpoint = request.endpoint or ""
     if impersonation.expired(record):
-        if (endpoint in _PASSIVE_ENDPOINTS
+        if (endpoint in _PASSIVE_ENDPOINTS or request.path.startswith("/api/")
                 or endpoint.rpartition(".")[0] in _PASSIVE_BLUEPRINTS):
             return None
         return _finish(record, "time_limit")
@@ -174,7 +175,7 @@ def _on_logged_in(sender, user, **_extra) -> None:
 def init_app(app: Flask) -> None:
     # Read (and refused if out of range) at start, like every setting.
     minutes = impersonation.minutes_from(app.extensions["albedo.settings"].extra)
-    app.extensions["albedo.sign_in_as_minutes"] = minutes
+    app.extensions[impersonation.MINUTES_KEY] = minutes
     app.register_blueprint(bp)
     app.before_request(_guard)
     app.jinja_env.globals.update(support_session=_support_session, sign_in_as_minutes=minutes)

@@ -51,6 +51,8 @@ PERIODIC = (
     Periodic("billing.reconcile", 900),
     # Ledger entries not yet reported to Stripe's meters (batched, retried with backoff).
     Periodic("billing.report_usage", 120),
+    # Pending custom domains whose DNS record is now published (tenants/domains.py).
+    Periodic("tenants.recheck_domains", 900),
 )
 NAMES = frozenset(p.task for p in PERIODIC)
 

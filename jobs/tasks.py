@@ -9,3 +9,4 @@ import app.integrations.tasks
 import app.licensing.tasks  # noqa: F401
 import jobs.diagnostics
 import jobs.durable  # noqa: F401
+import tenants.tasks  # noqa: F401

@@ -46,6 +46,36 @@ class DomainSchema(Schema):
     verification_token = fields.String(dump_only=True)
 
 
+class OwnDomainSchema(Schema):
+    """One of the reseller's own custom domains, with the DNS record that proves it."""
+
+    id = fields.UUID(dump_only=True)
+    hostname = fields.String(metadata={"example": "agents.acme.example"})
+    is_primary = fields.Boolean()
+    verified = fields.Boolean()
+    record_name = fields.Method("_record_name", metadata={
+        "description": "The TXT record to publish", "example":
+        "_domain-verification.agents.acme.example"})
+    record_value = fields.String(attribute="verification_token",
+                                 metadata={"description": "The value that record must hold"})
+
+    def _record_name(self, domain) -> str:
+        from tenants.verification import record_name
+
+        hostname = domain["hostname"] if isinstance(domain, dict) else domain.hostname
+        return record_name(hostname)
+
+
+class DomainCheckSchema(OwnDomainSchema):
+    """A domain after "verify now": verified, or why not."""
+
+    problem_code = fields.String(allow_none=True, metadata={
+        "description": "Why it is not verified: `no_record`, `wrong_value`, `timeout` or "
+                       "`lookup_failed`; null when verified"})
+    problem = fields.String(allow_none=True, metadata={
+        "description": "The same, as a sentence to show"})
+
+
 class DomainCreateSchema(Schema):
     hostname = fields.String(required=True, metadata={"example": "agents.acme.example"})
     verified = fields.Boolean(load_default=False, metadata={

@@ -8,7 +8,6 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
-from sqlalchemy import select
 from wtforms import BooleanField, EmailField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
@@ -17,8 +16,9 @@ from app.auth.permissions import require_role
 from app.errors import ApiError
 from app.extensions import db
 from tenants import brand_assets, platform, platform_people, verification
+from tenants import domains as reseller_domains
 from tenants.context import current
-from tenants.models import Domain, Tenant
+from tenants.models import Tenant
 from tenants.service import info_for
 from tenants.urls import base_url
 
@@ -49,7 +49,8 @@ class ResellerForm(FlaskForm):
 
 class DomainForm(FlaskForm):
     hostname = StringField("Hostname", validators=[DataRequired(), Length(max=253)])
-    verified = BooleanField("DNS checked: mark verified")
+    # The operator's override, audited like any verification; resellers verify by DNS.
+    verified = BooleanField("Mark verified now, without the DNS check (override)")
     primary = BooleanField("Make primary")
 
 
@@ -140,11 +141,28 @@ def brand_image(kind: str, digest: str, extension: str) -> Response:
 @require_role("RESELLER")
 def domains():
     """The reseller's custom domains and the DNS record that proves each one."""
-    rows = db.session.scalars(select(Domain).where(Domain.tenant_id == current().id)
-                              .order_by(Domain.hostname)).all()
-    return render_template("tenants/domains.html", domains=rows,
-                           record_name=verification.record_name,
+    return render_template("tenants/domains.html", domains=reseller_domains.own_domains(),
+                           record_name=verification.record_name, action_form=ActionForm(),
                            platform_host=current().primary_host)
+
+
+@bp.post("/settings/domains/<uuid:domain_id>/verify")
+@require_role("RESELLER")
+def verify_domain(domain_id: uuid.UUID):
+    """Verify now: look the domain's TXT record up and say what was found."""
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        domain = reseller_domains.own_domain(domain_id)
+    except ApiError:
+        abort(404)
+    outcome = reseller_domains.verify(domain)
+    db.session.commit()
+    if outcome.verified:
+        flash(f"{domain.hostname} is verified: it is served as soon as it points here.")
+    else:
+        flash(outcome.problem, "error")
+    return redirect(url_for(".domains"))
 
 
 @bp.route("/admin/resellers", methods=["GET", "POST"])

@@ -29,6 +29,10 @@ def init_app(app: Flask) -> None:
     resolver = TenantResolver(session_factory, settings.platform_domain,
                               settings.tenant_cache_ttl, redis_getter=get_redis)
     app.extensions["albedo.tenant_resolver"] = resolver
+    # The DNS server custom domains are checked with: read (and refused if malformed) at start.
+    from tenants import verification
+
+    app.extensions[verification.RESOLVER_KEY] = verification.resolver_from(settings.extra)
     app.before_request(_resolve_request_tenant)
     app.teardown_request(_forget_request_tenant)
     _install_invalidation()

@@ -22,9 +22,18 @@ def _key(app, site, user_id, name: str, scopes: list[str]) -> None:
         db.session.commit()
 
 
+def _pending_domain(app, site, hostname: str) -> None:
+    from app.extensions import db
+    from tenants.service import add_domain, get_by_slug
+
+    with app.app_context():
+        add_domain(get_by_slug(site.info.slug), hostname)
+        db.session.commit()
+
+
 def seed_dashboard(app, platform, acme, globex, make_user) -> dict:
-    """Users of the three roles (and globex's look-alikes), an agent, a license and keys.
-    Returns {role: (site, email)}."""
+    """Users of the three roles (and globex's look-alikes), an agent, a license, keys and a
+    custom domain waiting for its DNS record. Returns {role: (site, email)}."""
     make_user(platform, ADMIN, role="ADMIN", name="Ada Admin")
     owner = make_user(acme, OWNER, role="RESELLER", name="Olive Owner")
     customer = make_user(acme, CUSTOMER, name="Casey Customer")
@@ -39,4 +48,6 @@ def seed_dashboard(app, platform, acme, globex, make_user) -> dict:
                                               "customer_email": CUSTOMER})
     _key(app, acme, customer, "widget", ["agents:execute"])
     _key(app, globex, rival_customer, "widget", ["agents:execute"])
+    _pending_domain(app, acme, "agents.acme.test")
+    _pending_domain(app, globex, "agents.globex.test")
     return {"ADMIN": (platform, ADMIN), "RESELLER": (acme, OWNER), "USER": (acme, CUSTOMER)}

@@ -56,7 +56,8 @@ def test_crud_versions_publish_and_rollback_stay_inside_the_tenant(setup):
                            headers=ann.headers).get_json()
     assert [v["number"] for v in rest["items"]] == [1] and rest["next_cursor"] is None
     one = acme_client.get(f"{base}/versions/1", headers=ann.headers).get_json()
-    assert one["model"] == "gpt-4o-mini" and one["variables"][0]["name"] == "company"
+    # A customer reads its agent's settings, never the provider's model.
+    assert "model" not in one and one["variables"][0]["name"] == "company"
     assert acme_client.get(f"{base}/versions/x", headers=ann.headers).status_code == 404
     undeclared = acme_client.post(f"{base}/versions", headers=ann.headers,
                                   json={"model": "m", "system_prompt": "Hi {{who}}"})

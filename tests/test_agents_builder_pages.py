@@ -136,3 +136,73 @@ def test_sandbox_runs_a_chosen_version_and_reports_tokens(make_agents_app, fake,
     assert refused.status_code == 403  # customers run the live version only
     assert 'data-testid="version-picker"' not in customer.get(
         f"/agents/{agent_id}/sandbox").get_data(as_text=True)
+
+
+MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini")
+
+
+def test_customers_never_see_or_choose_the_providers_model(make_agents_app, fake, acme, globex,
+                                                         make_user, api_caller):
+    """A customer's agent pages (list, builder, versions, compare, executions) name no model
+    and offer no model select; a model a customer posts (page or API) is ignored: the agent
+    keeps its model. Staff of the same reseller still see and choose it."""
+    from app.agents.models import AgentVersion
+    from app.extensions import db
+    from tenants import activate
+    from tests.conftest import host_client
+    from tests.test_agents_pages import _signed_in
+
+    application = make_agents_app()
+    make_user(acme, "owner@acme.example", role="RESELLER")
+    make_user(acme, "ann@example.com")
+    make_user(globex, "ann@example.com")  # a look-alike customer elsewhere
+    gloria = make_user(globex, "owner@globex.example", role="RESELLER")
+    make_agent(application, globex, gloria, role="RESELLER",
+               version={"model": "gpt-4o", "system_prompt": "Hi"})
+    customer, token = _signed_in(application, acme, "ann@example.com")
+    created = customer.post("/agents", data=_form(name="Desk", model="gpt-4o",
+                                                  csrf_token=token))
+    assert created.status_code == 302, created.get_data(as_text=True)
+    agent_id = created.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
+    v2 = customer.post(f"/agents/{agent_id}/versions", data=_form(
+        model="gpt-4.1-mini", system_prompt="Changed {{company}}.", csrf_token=token))
+    assert v2.status_code == 302
+    customer.post(f"/agents/{agent_id}/publish", data={"version": "2", "csrf_token": token})
+    # A refused version (bad temperature) comes back without a model select either.
+    refused = customer.post(f"/agents/{agent_id}/versions", data=_form(
+        temperature="9", csrf_token=token)).get_data(as_text=True)
+    pages = [refused] + [customer.get(p).get_data(as_text=True) for p in (
+        "/agents", f"/agents/{agent_id}", f"/agents/{agent_id}/compare?a=1&b=2",
+        f"/agents/{agent_id}/sandbox", "/agents/executions", "/agents/usage")]
+    for html in pages:
+        assert 'name="model"' not in html and 'id="model"' not in html
+        assert not [m for m in MODELS if m in html], [m for m in MODELS if m in html]
+        assert ">Model<" not in html
+    with application.app_context(), activate(acme.info):
+        models = db.session.scalars(db.select(AgentVersion.model)).all()
+    assert models == ["gpt-4o-mini", "gpt-4o-mini"]  # the default, kept: nothing posted won
+
+    # The API: a customer's version answer has no model, and a model sent is ignored.
+    ann = api_caller(acme, email="ann@example.com")
+    client = host_client(application, acme.host)
+    base = f"/api/v1/agents/{agent_id}/versions"
+    made = client.post(base, headers=ann.headers, json={"model": "gpt-4o", "system_prompt": "x"})
+    assert made.status_code == 201 and "model" not in made.get_json()
+    listed = client.get(base, headers=ann.headers).get_json()["items"]
+    assert listed and all("model" not in v for v in listed)
+    with application.app_context(), activate(acme.info):
+        assert db.session.scalars(db.select(AgentVersion.model).where(
+            AgentVersion.number == 3)).one() == "gpt-4o-mini"
+
+    # Staff see it and choose it.
+    staff, _ = _signed_in(application, acme, "owner@acme.example")
+    editor = staff.get(f"/agents/{agent_id}").get_data(as_text=True)
+    assert 'id="model"' in editor and "gpt-4o-mini" in editor
+    assert 'id="model"' in staff.get("/agents").get_data(as_text=True)
+    owner = api_caller(acme, role="RESELLER", email="owner@acme.example")
+    chosen = client.post(base, headers=owner.headers, json={"model": "gpt-4o"})
+    assert chosen.status_code == 201 and chosen.get_json()["model"] == "gpt-4o"
+    assert client.post(base, headers=owner.headers, json={}).status_code == 422
+    # The other tenant's agent kept its own model, untouched.
+    with application.app_context(), activate(globex.info):
+        assert db.session.scalars(db.select(AgentVersion.model)).all() == ["gpt-4o"]

@@ -343,3 +343,148 @@ def test_handoff_links_expire(app, platform, acme, make_user, at):
                         {}, token_from=f"/admin/resellers/{acme.info.id}")
     at(clock.now() + timedelta(minutes=5))
     assert acme.client.get(path_of(handoff.headers["Location"])).status_code == 410
+
+
+def test_the_customer_list_offers_sign_in_as_with_a_confirmation(app, acme, globex, make_user):
+    casey = make_user(acme, "casey@example.com", name="Casey")
+    gone = make_user(acme, "gone@example.com")
+    make_user(globex, "casey@example.com")
+    _owner(make_user, acme, "owner@acme.example")
+    _owner(make_user, globex, "owner@globex.example")
+    post_form(acme, f"/people/users/{gone}/deactivate", {}, token_from="/people/customers")
+    html = acme.client.get("/people/customers").get_data(as_text=True)
+    # The same component as the customer's page: a form to the same endpoint, confirmed first.
+    page = acme.client.get(f"/people/customers/{casey}").get_data(as_text=True)
+    for where in (html, page):
+        start = where.index(f'action="/people/customers/{casey}/sign-in-as"')
+        form = where[where.rindex("<form", 0, start):where.index("</form>", start)]
+        assert "data-confirm=" in form and "casey@example.com" in form
+        assert 'data-testid="sign-in-as"' in form
+    assert f"/people/customers/{gone}/sign-in-as" not in html  # not for a deactivated one
+    assert "/sign-in-as" not in acme.client.get("/people/team").get_data(as_text=True)
+    assert str(casey) not in globex.client.get("/people/customers").get_data(as_text=True)
+    started = post_form(acme, f"/people/customers/{casey}/sign-in-as", {},
+                        token_from="/people/customers")
+    assert started.status_code == 302
+    assert 'data-testid="sign-in-as-banner"' in acme.client.get("/").get_data(as_text=True)
+
+
+def test_the_banner_is_on_every_page_says_who_and_goes_away_on_return(app, acme, make_user):
+    casey = make_user(acme, "casey@example.com", name="Casey")
+    _owner(make_user, acme, "owner@acme.example")
+    post_form(acme, f"/people/customers/{casey}/sign-in-as", {}, token_from="/people/customers")
+    for path in ("/", "/agents", "/account", "/settings/api-keys", "/my/licenses", "/billing"):
+        html = acme.client.get(path).get_data(as_text=True)
+        banner = html[html.index('data-testid="sign-in-as-banner"'):]
+        banner = banner[:banner.index("</div>")]
+        assert "owner@acme.example" in banner and "casey@example.com" in banner, path
+        assert 'action="/sign-in-as/end"' in banner and "Return to my account" in banner
+        # In the layout, not among the flashed messages: once, above the page's own content.
+        assert html.count('data-testid="sign-in-as-banner"') == 1
+        assert html.index("sign-in-as-banner") < html.index('<main id="main"')
+    post_form(acme, "/sign-in-as/end", {}, token_from="/")
+    for path in ("/", "/people/customers", f"/people/customers/{casey}"):
+        assert "sign-in-as-banner" not in acme.client.get(path).get_data(as_text=True)
+
+
+def _ending_sentences(app, site) -> list[str]:
+    from app.auth import audit_text
+    from app.auth.models import AuditEvent
+    from app.extensions import db
+    from tenants import activate
+
+    with app.app_context(), activate(site.info), app.test_request_context():
+        events = db.session.scalars(select(AuditEvent).where(
+            AuditEvent.action == "sign_in_as_ended")).all()
+        return [line.sentence for line in audit_text.describe(events)]
+
+
+def test_sign_in_as_ends_at_its_time_limit(app, acme, globex, make_user, at):
+    from datetime import UTC, datetime
+
+    casey = make_user(acme, "casey@example.com", name="Casey")
+    make_user(globex, "casey@example.com")
+    _owner(make_user, acme, "owner@acme.example")
+    _owner(make_user, globex, "owner@globex.example")
+    start = at(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    post_form(acme, f"/people/customers/{casey}/sign-in-as", {}, token_from="/people/customers")
+    post_form(globex, "/people/invite", {"email": "x@example.com", "role": "USER", "name": ""},
+              token_from="/people/customers")  # globex's own session, untouched by acme's
+    at(start + timedelta(minutes=59, seconds=59))
+    home = acme.client.get("/").get_data(as_text=True)
+    assert "Welcome, Casey" in home and "until 10:00 UTC" in home  # the default: 60 minutes
+    assert audit_actions(app, acme).count("sign_in_as_ended") == 0
+
+    at(start + timedelta(minutes=60))
+    # A stylesheet or an API call (which never reads this session) does not end it…
+    assert acme.client.get("/theme.css").status_code == 200
+    assert acme.client.get("/api/v1/me").status_code == 401
+    assert audit_actions(app, acme).count("sign_in_as_ended") == 0
+    # …the next page does, and says so: back to the staff member, on the customer's page.
+    ended = acme.client.get("/agents")
+    assert ended.status_code == 302 and ended.headers["Location"].endswith(
+        f"/people/customers/{casey}")
+    back = acme.client.get(ended.headers["Location"]).get_data(as_text=True)
+    assert "sign-in-as-banner" not in back and "owner@acme.example" in back
+    assert "ended after its 60-minute limit" in back
+    assert audit_actions(app, acme).count("sign_in_as_ended") == 1
+    assert _ending_sentences(app, acme) == [
+        "owner@acme.example stopped signing in as casey@example.com (ended: time limit)"]
+    assert _ending_sentences(app, globex) == []
+    assert globex.client.get("/people/customers").status_code == 200
+
+
+def test_the_time_limit_is_a_setting_checked_at_start(app, migrated, acme, make_user, at):
+    from datetime import UTC, datetime
+
+    import pytest
+
+    from app import create_app
+    from app.auth.impersonation import SignInAsConfigError
+    from tests.conftest import Site, host_client
+
+    for bad in ("0", "481", "an hour", "-5"):
+        with pytest.raises(SignInAsConfigError, match="ALBEDO_SIGN_IN_AS_MINUTES"):
+            create_app(migrated.with_overrides(extra={**migrated.extra,
+                                                      "ALBEDO_SIGN_IN_AS_MINUTES": bad}))
+    short = create_app(migrated.with_overrides(extra={**migrated.extra,
+                                                      "ALBEDO_SIGN_IN_AS_MINUTES": "5"}))
+    site = Site(info=acme.info, host=acme.host, client=host_client(short, acme.host))
+    casey = make_user(acme, "casey@example.com")
+    _owner(make_user, site, "owner@acme.example")
+    start = at(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    form = site.client.get("/people/customers").get_data(as_text=True)
+    assert "for at most 5 minutes" in form
+    post_form(site, f"/people/customers/{casey}/sign-in-as", {}, token_from="/people/customers")
+    at(start + timedelta(minutes=4))
+    assert "sign-in-as-banner" in site.client.get("/").get_data(as_text=True)
+    at(start + timedelta(minutes=5))
+    assert site.client.get("/").status_code == 302
+    assert "sign-in-as-banner" not in site.client.get("/").get_data(as_text=True)
+    with short.app_context():
+        from app.extensions import db
+
+        db.engine.dispose()
+
+
+def test_the_operators_sign_in_as_ends_at_the_time_limit_too(app, platform, acme, make_user,
+                                                             at):
+    from datetime import UTC, datetime
+
+    make_user(platform, "admin@example.com", role="ADMIN")
+    owner = make_user(acme, "owner@acme.example", role="RESELLER", name="Olivia")
+    login(platform, "admin@example.com")
+    start = at(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    page = f"/admin/resellers/{acme.info.id}"
+    handoff = post_form(platform, f"{page}/users/{owner}/sign-in-as", {}, token_from=page)
+    acme.client.get(path_of(handoff.headers["Location"]))
+    home = acme.client.get("/").get_data(as_text=True)
+    assert "The platform operator" in home and "admin@example.com" not in home
+    assert "Return to the platform" in home
+    at(start + timedelta(hours=1))
+    ended = acme.client.get("/")
+    assert ended.headers["Location"] == f"http://localhost:5000{page}"
+    assert acme.client.get("/").status_code == 302  # signed out on the reseller's domain
+    assert platform.client.get(page).status_code == 200  # the operator's own session lives on
+    for site in (acme, platform):
+        assert audit_actions(app, site).count("sign_in_as_ended") == 1

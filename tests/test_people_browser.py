@@ -110,11 +110,22 @@ def test_sign_in_as_a_customer_and_back(app, live_server, browser, acme,  # noqa
     page = browser.new_page()
     base = f"http://acme.localhost:{live_server}"
     _sign_in(page, base, "owner@acme.example")
-    page.goto(f"{base}/people/customers/{casey}")
-    page.get_by_test_id("sign-in-as").click()
+    # From the customer list, asked first in the layout's confirm dialog.
+    page.goto(f"{base}/people/customers")
+    page.locator("[data-testid=people] tr", has_text="casey@example.com").get_by_test_id(
+        "sign-in-as").click()
+    dialog = page.locator("#confirm-dialog")
+    assert dialog.is_visible() and "casey@example.com" in dialog.inner_text()
+    dialog.locator("[data-confirm-yes]").click()
     page.wait_for_url(f"{base}/")
     assert "Welcome, Casey" in page.content()
-    assert page.get_by_test_id("sign-in-as-banner").is_visible()
+    # The banner is the layout's: on every page, saying who is signed in as whom.
+    for path in ("/", "/agents", "/settings/api-keys"):
+        page.goto(f"{base}{path}")
+        banner = page.get_by_test_id("sign-in-as-banner")
+        assert banner.is_visible(), path
+        assert "owner@acme.example" in banner.inner_text()
+        assert "casey@example.com" in banner.inner_text()
 
     page.goto(f"{base}/account")
     page.fill("#password", "hijacked password 123")
@@ -125,6 +136,8 @@ def test_sign_in_as_a_customer_and_back(app, live_server, browser, acme,  # noqa
 
     page.get_by_test_id("sign-in-as-end").click()
     page.wait_for_url(f"{base}/people/customers/{casey}")
+    assert page.get_by_test_id("sign-in-as-banner").count() == 0
+    page.goto(f"{base}/agents")
     assert page.get_by_test_id("sign-in-as-banner").count() == 0
     actions = _actions(app, acme)
     assert "sign_in_as_started" in actions and "sign_in_as_ended" in actions

@@ -106,9 +106,13 @@ def _default(kind: str, raw: str) -> tuple[Any, str | None]:
     return raw, None
 
 
-def parse(form: Mapping[str, str]) -> tuple[BuilderForm, dict[str, Any] | None]:
-    """(what was typed with its errors, the version for the service or None on errors)."""
-    typed = BuilderForm(model=form.get("model", "").strip(),
+def parse(form: Mapping[str, str], chooses_model: bool = True
+          ) -> tuple[BuilderForm, dict[str, Any] | None]:
+    """(what was typed with its errors, the version for the service or None on errors).
+
+    ``chooses_model`` False (a customer): a posted model is not read at all; the service
+    keeps the agent's model (app.agents.service.model_for)."""
+    typed = BuilderForm(model=form.get("model", "").strip() if chooses_model else "",
                         system_prompt=form.get("system_prompt", ""),
                         # blank: the defaults, as a new version starts
                         temperature=form.get("temperature", "").strip() or "0.7",
@@ -116,7 +120,7 @@ def parse(form: Mapping[str, str]) -> tuple[BuilderForm, dict[str, Any] | None]:
                         variables=_rows(form, "variables", VARIABLE_FIELDS),
                         tools=_rows(form, "tools", TOOL_FIELDS))
     errors = typed.errors
-    if typed.model not in configured_models():
+    if chooses_model and typed.model not in configured_models():
         errors["model"] = "Choose one of the offered models."
     try:
         temperature = float(typed.temperature)
@@ -169,7 +173,7 @@ def parse(form: Mapping[str, str]) -> tuple[BuilderForm, dict[str, Any] | None]:
                       "method": row["method"], "description": row["description"][:1000]})
     if errors:
         return typed, None
-    return typed, {"model": typed.model, "system_prompt": typed.system_prompt,
+    return typed, {"model": typed.model or None, "system_prompt": typed.system_prompt,
                    "variables": variables, "temperature": temperature,
                    "max_output_tokens": max_tokens, "tools": tools}
 
@@ -183,11 +187,13 @@ class Change:
     after: str
 
 
-def diff(old: Any, new: Any) -> dict[str, Any]:
+def diff(old: Any, new: Any, with_model: bool = True) -> dict[str, Any]:
     """Settings that differ (model, temperature, max tokens, each variable and tool) and the
-    system prompt as unified-diff lines."""
+    system prompt as unified-diff lines; ``with_model`` False (a customer) leaves the
+    provider's model out."""
     changes: list[Change] = []
-    for name, label in (("model", "Model"), ("temperature", "Temperature"),
+    settings = (("model", "Model"),) if with_model else ()
+    for name, label in (*settings, ("temperature", "Temperature"),
                         ("max_output_tokens", "Max output tokens")):
         if getattr(old, name) != getattr(new, name):
             changes.append(Change(label, str(getattr(old, name)), str(getattr(new, name))))

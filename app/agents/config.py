@@ -77,6 +77,12 @@ class AgentsConfig:
                 extra, "ALBEDO_LICENSE_MONTHLY_EXECUTIONS", None, int),
         )
 
+    @property
+    def default_model(self) -> str:
+        """The model a customer's new agent runs on: customers never choose (nor see) the
+        provider's model, so the first priced one (the defaults' first, gpt-4o-mini)."""
+        return next(iter(self.prices), "")
+
     def context_for(self, model: str) -> int:
         return self.context_tokens.get(model, DEFAULT_CONTEXT_TOKENS)
 

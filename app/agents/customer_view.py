@@ -37,6 +37,13 @@ def strip_execution(data: dict[str, Any], role: str | None = None) -> dict[str, 
     return data
 
 
+def strip_version(data: dict[str, Any], role: str | None = None) -> dict[str, Any]:
+    """An agent version's API answer without the provider's model, for a customer."""
+    if not sees_provider_details(role or _request_role()):
+        data.pop("model", None)
+    return data
+
+
 def strip_usage(data: dict[str, Any], role: str | None = None) -> dict[str, Any]:
     """The usage report without costs, for a customer (executions and tokens stay)."""
     if sees_provider_details(role or _request_role()):

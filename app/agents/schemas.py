@@ -27,7 +27,9 @@ class ToolSchema(Schema):
 
 
 class VersionInSchema(Schema):
-    model = fields.String(required=True, validate=validate.Length(1, 100))
+    model = fields.String(load_default=None, validate=validate.Length(1, 100), metadata={
+        "description": "The provider's model (reseller staff; required for them). A "
+                       "customer's agent keeps its model: a customer's value is ignored."})
     system_prompt = fields.String(load_default="", validate=validate.Length(max=50_000))
     variables = fields.List(fields.Nested(VariableSchema), load_default=list)
     temperature = fields.Float(load_default=0.7, validate=validate.Range(0, 2))
@@ -39,6 +41,11 @@ class VersionSchema(VersionInSchema):
     id = fields.UUID(dump_only=True)
     number = fields.Integer(dump_only=True)
     created_at = fields.DateTime(dump_only=True)
+
+    @post_dump
+    def _for_customers(self, data, **_kwargs):
+        # A customer reads its agent's settings, never the provider's model.
+        return customer_view.strip_version(data)
 
 
 class AgentInSchema(Schema):

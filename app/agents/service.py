@@ -120,11 +120,27 @@ def delete_agent(caller: Caller, agent: Agent) -> None:
     db.session.delete(agent)
 
 
-def create_version(caller: Caller, agent: Agent, *, model: str, system_prompt: str = "",
+def model_for(caller: Caller, agent: Agent, requested: str | None) -> str | None:
+    """The model a new version runs on. Staff choose it; a customer never does (the provider's
+    model is not a customer's business, see customer_view): its agent keeps the model of its
+    latest version, and a new agent gets the platform's default. What a customer sends is
+    ignored, so no page or API call of theirs changes it."""
+    if caller.sees_whole_tenant:
+        return requested
+    kept = db.session.scalar(select(AgentVersion.model).where(AgentVersion.agent_id == agent.id)
+                             .order_by(AgentVersion.number.desc()).limit(1))
+    from app.agents.config import agents_config
+
+    return kept or agents_config().default_model
+
+
+def create_version(caller: Caller, agent: Agent, *, model: str | None = None,
+                   system_prompt: str = "",
                    variables: list[dict[str, Any]] | None = None, temperature: float = 0.7,
                    max_output_tokens: int = 1024,
                    tools: list[dict[str, Any]] | None = None) -> AgentVersion:
     """A new immutable version (never published implicitly, except an agent's first)."""
+    model = model_for(caller, agent, model)
     if not model or len(model) > 100:
         raise ApiError(422, "invalid_version", "A version needs a model name.")
     if not 0 <= float(temperature) <= 2:

@@ -50,8 +50,16 @@ def _editor(agent: Agent, form: builder.BuilderForm | None = None, status: int =
     can_edit = caller.sees_whole_tenant or agent.owner_id == caller.user_id
     return render_template("agents/editor.html", agent=agent, versions=versions,
                            can_edit=can_edit, latest=latest, form=form,
-                           models=builder.configured_models(form.model),
-                           types=list(TYPES), methods=builder.TOOL_METHODS), status
+                           **_model_choice(caller, form), types=list(TYPES),
+                           methods=builder.TOOL_METHODS), status
+
+
+def _model_choice(caller: Caller, form: builder.BuilderForm) -> dict:
+    """What the builder's templates need about the provider's model: staff see and choose it;
+    a customer sees neither the model nor the list (customer_view)."""
+    details = customer_view.sees_provider_details(caller.role)
+    return {"provider_details": details,
+            "models": builder.configured_models(form.model) if details else []}
 
 
 @bp.route("", methods=["GET", "POST"])
@@ -61,7 +69,7 @@ def index():
     form = builder.BuilderForm.from_version(None)
     status = 200
     if request.method == "POST":
-        form, version = builder.parse(request.form)
+        form, version = builder.parse(request.form, caller.sees_whole_tenant)
         name = request.form.get("name", "").strip()
         if not name:
             form.errors["name"] = "Give the agent a name."
@@ -80,7 +88,7 @@ def index():
     agents = db.session.scalars(service.visible_agents(caller)
                                 .order_by(Agent.is_template.desc(), Agent.name)).all()
     return render_template("agents/index.html", agents=agents, form=form,
-                           models=builder.configured_models(form.model), types=list(TYPES),
+                           **_model_choice(caller, form), types=list(TYPES),
                            methods=builder.TOOL_METHODS, values=request.form), status
 
 
@@ -95,7 +103,7 @@ def editor(agent_id: uuid.UUID):
 def new_version(agent_id: uuid.UUID):
     caller = _caller()
     agent = service.get_agent(caller, agent_id, for_edit=True)
-    form, fields = builder.parse(request.form)
+    form, fields = builder.parse(request.form, caller.sees_whole_tenant)
     if fields is None:
         return _editor(agent, form, 422)  # every row kept, each error next to its field
     try:
@@ -144,14 +152,16 @@ def publish(agent_id: uuid.UUID):
 @login_required
 def compare(agent_id: uuid.UUID):
     """What changed from version ``a`` to version ``b`` (default: the two newest)."""
-    agent = service.get_agent(_caller(), agent_id)
+    caller = _caller()
+    agent = service.get_agent(caller, agent_id)
     numbers = db.session.scalars(service.list_versions(agent).with_only_columns(
         AgentVersion.number).order_by(AgentVersion.number.desc())).all()
     b = request.args.get("b", type=int) or (numbers[0] if numbers else 1)
     a = request.args.get("a", type=int) or (b - 1 if b > 1 else b)
     old, new = service.get_version(agent, a), service.get_version(agent, b)
     return render_template("agents/compare.html", agent=agent, old=old, new=new,
-                           numbers=numbers, **builder.diff(old, new))
+                           numbers=numbers, **builder.diff(
+                               old, new, customer_view.sees_provider_details(caller.role)))
 
 
 @bp.get("/<uuid:agent_id>/sandbox")

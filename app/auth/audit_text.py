@@ -58,7 +58,7 @@ VERBS: dict[str, str] = {
     "invitation_revoked": "withdrew the invitation to {email}",
     "invitation_accepted": "accepted an invitation and joined as {role_word}",
     "sign_in_as_started": "signed in as {target} for support",
-    "sign_in_as_ended": "stopped signing in as {target}",
+    "sign_in_as_ended": "stopped signing in as {target}{ending}",
     "branding_changed": "changed the branding ({fields})",
     "plan_created": "created plan {target}",
     "plan_updated": "changed plan {target}",
@@ -69,6 +69,8 @@ VERBS: dict[str, str] = {
 }
 
 ROLE_WORDS = {"RESELLER": "a team member", "USER": "a customer", "ADMIN": "an operator"}
+# Why a sign-in-as ended, when it was not the "Return" button.
+ENDINGS = {"time_limit": " (ended: time limit)", "signed_out": " (ended: signed out)"}
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,7 @@ def describe(events: Iterable[AuditEvent], cross: bool = False) -> list[Line]:
         values = _Defaults({k: v for k, v in details.items() if isinstance(v, str | int)})
         values["target"] = name or ""
         values["role_word"] = ROLE_WORDS.get(str(details.get("role")), "a member")
+        values["ending"] = ENDINGS.get(str(details.get("reason")), "")
         if isinstance(details.get("fields"), list):
             values["fields"] = ", ".join(details["fields"])
         template = VERBS.get(e.action, e.action.replace("_", " "))

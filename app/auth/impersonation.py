@@ -2,9 +2,11 @@
 platform operator as a reseller's staff member.
 
 While it lasts the session says who is really acting (``session["sign_in_as"]``), every page
-shows a banner (app.auth.impersonation_views), and password, API key, sign-in method and
-billing changes are refused server-side (:func:`refusal`). Start and end are audited in the
-tenant whose account is used (and, for the operator, in the platform's log too).
+shows a banner (the layout's include, app.auth.sign_in_as_views), and password, API key,
+sign-in method and billing changes are refused server-side (:func:`refusal`). It lasts at
+most ``ALBEDO_SIGN_IN_AS_MINUTES`` (60): the first request after that ends it, audited with
+the reason ``time_limit``. Start and end are audited in the tenant whose account is used
+(and, for the operator, in the platform's log too).
 
 Same tenant (staff → customer): the staff member's session turns into the customer's; ending
 turns it back, checking the staff account is still active and unchanged.
@@ -19,6 +21,8 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import current_app, session
@@ -47,6 +51,47 @@ REFUSED_BLUEPRINTS = frozenset({"account", "api_keys_page", "billing_pages", "oa
 REFUSED_ENDPOINTS = frozenset({"sign_in_as.start", "sign_in_as.operator_start"})
 # Allowed inside those blueprints: nothing is changed by reading.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+# How long a sign-in-as may last: long enough for a support call, short enough that a
+# forgotten tab does not keep someone else's account open.
+DEFAULT_MINUTES = 60
+MINUTES_RANGE = (1, 480)
+MINUTES_KEY = "albedo.sign_in_as_minutes"
+
+
+class SignInAsConfigError(ValueError):
+    """ALBEDO_SIGN_IN_AS_MINUTES is malformed; the message names it and the range."""
+
+
+def minutes_from(extra: Mapping[str, str]) -> int:
+    """``ALBEDO_SIGN_IN_AS_MINUTES`` (60), a whole number from 1 to 480; checked at start."""
+    raw = (extra.get("ALBEDO_SIGN_IN_AS_MINUTES") or "").strip() or str(DEFAULT_MINUTES)
+    low, high = MINUTES_RANGE
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise SignInAsConfigError(f"ALBEDO_SIGN_IN_AS_MINUTES is a whole number of minutes "
+                                  f"from {low} to {high}, not {raw!r}")
+    return int(raw)
+
+
+def time_limit() -> timedelta:
+    minutes = current_app.extensions.get(MINUTES_KEY)
+    if minutes is None:
+        minutes = current_app.extensions[MINUTES_KEY] = minutes_from(
+            current_app.extensions["albedo.settings"].extra)
+    return timedelta(minutes=minutes)
+
+
+def ends_at(record: Mapping[str, Any]) -> datetime:
+    """When this sign-in-as stops counting (a record without a start: already over)."""
+    try:
+        started = datetime.fromisoformat(record["started_at"])
+    except (KeyError, TypeError, ValueError):
+        return datetime.min.replace(tzinfo=UTC)
+    return started + time_limit()
+
+
+def expired(record: Mapping[str, Any]) -> bool:
+    return clock.now() >= ends_at(record)
 
 
 def active() -> dict[str, Any] | None:

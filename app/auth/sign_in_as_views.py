@@ -1,5 +1,6 @@
-"""Sign-in-as pages and the request hooks that keep it honest: a banner on every page, and
-password, key, sign-in method and billing changes refused while it lasts.
+"""Sign-in-as pages and the request hooks that keep it honest: a banner on every page (the
+layout includes it), password, key, sign-in method and billing changes refused while it
+lasts, and its end when the time limit (ALBEDO_SIGN_IN_AS_MINUTES) has passed.
 
 The service (app.auth.impersonation) decides and audits; this module moves sessions.
 """
@@ -7,6 +8,7 @@ The service (app.auth.impersonation) decides and audits; this module moves sessi
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from flask import (
     Blueprint,
@@ -14,7 +16,6 @@ from flask import (
     abort,
     flash,
     g,
-    get_flashed_messages,
     redirect,
     render_template,
     request,
@@ -22,7 +23,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_user, logout_user, user_logged_in, user_logged_out
-from markupsafe import Markup
+from werkzeug.wrappers import Response
 
 from app.auth import impersonation
 from app.auth.account_forms import EmptyForm
@@ -99,11 +100,21 @@ def end():
     record = impersonation.active()
     if record is None:
         return redirect(url_for("web.home"))
+    return _finish(record, "ended")
+
+
+def _finish(record: dict[str, Any], reason: str) -> Response:
+    """End the sign-in-as (audited with ``reason``) and go back: staff to the customer's page,
+    the operator to the platform (signed out here)."""
     target = current_user._get_current_object()
-    staff = impersonation.end(record, target)
+    staff = impersonation.end(record, target, reason=reason)
     db.session.commit()
     g.sign_in_as_ending = True
     session.pop(impersonation.SESSION_KEY, None)
+    if reason == "time_limit":
+        minutes = int(impersonation.time_limit().total_seconds() // 60)
+        flash(f"Signing in as {record.get('target_email', 'the customer')} ended after its "
+              f"{minutes}-minute limit.")
     if staff is not None:
         login_user(staff)
         return redirect(url_for("people.customer", customer_id=target.id))
@@ -111,34 +122,37 @@ def end():
     return redirect(record.get("return_url") or url_for("auth.login"))
 
 
-def _refuse_changes():
+# Requests that are no page of their own (a stylesheet, the brand's images, the API, which
+# never reads this session): they never end a sign-in-as, so the page that loads them is the
+# one that says it ended.
+_PASSIVE_BLUEPRINTS = frozenset({"assets"})
+_PASSIVE_ENDPOINTS = frozenset({"static", "tenants_pages.brand_image"})
+
+
+def _guard():
     if request.headers.get("Authorization"):
         return None  # an API call names its own credentials; the session does not act
-    if impersonation.active() is None:
+    record = impersonation.active()
+    if record is None:
         return None
+    endpoint = request.endpoint or ""
+    if impersonation.expired(record):
+        if (endpoint in _PASSIVE_ENDPOINTS or request.path.startswith("/api/")
+                or endpoint.rpartition(".")[0] in _PASSIVE_BLUEPRINTS):
+            return None
+        return _finish(record, "time_limit")
     g.sign_in_as = True
     if problem := impersonation.refusal(request.method, request.endpoint):
         raise problem
     return None
 
 
-def _banner() -> Markup:
+def _support_session() -> dict[str, Any] | None:
+    """For the layout's banner: this session's sign-in-as with its end, or None."""
     record = impersonation.active()
     if not record:
-        return Markup("")
-    # An autoescaped template's output: already safe HTML, marked so it is not escaped twice.
-    html = render_template("people/_sign_in_as_banner.html", record=record, form=EmptyForm())
-    return Markup(html)  # noqa: S704
-
-
-def _flashed_with_banner(with_categories: bool = False, category_filter=()):
-    # The layout shows flashed messages on every page; the banner rides along as the first,
-    # so no page (and no layout) needs to know about sign-in-as.
-    messages = list(get_flashed_messages(with_categories=with_categories,
-                                         category_filter=category_filter))
-    if not category_filter and (banner := _banner()):
-        messages.insert(0, ("sign_in_as", banner) if with_categories else banner)
-    return messages
+        return None
+    return {**record, "ends_at": impersonation.ends_at(record)}
 
 
 def _on_logged_out(sender, user, **_extra) -> None:
@@ -159,8 +173,11 @@ def _on_logged_in(sender, user, **_extra) -> None:
 
 
 def init_app(app: Flask) -> None:
+    # Read (and refused if out of range) at start, like every setting.
+    minutes = impersonation.minutes_from(app.extensions["albedo.settings"].extra)
+    app.extensions[impersonation.MINUTES_KEY] = minutes
     app.register_blueprint(bp)
-    app.before_request(_refuse_changes)
-    app.context_processor(lambda: {"get_flashed_messages": _flashed_with_banner})
+    app.before_request(_guard)
+    app.jinja_env.globals.update(support_session=_support_session, sign_in_as_minutes=minutes)
     user_logged_out.connect(_on_logged_out, app)
     user_logged_in.connect(_on_logged_in, app)

@@ -282,3 +282,64 @@ def test_owed_validations_land_even_when_redis_lost_its_scripts(app, acme, globe
         keys = counters.keys_for(acme.info.id)
     assert redis_client.hget(keys["counts"], str(lic.id)) == b"4"
     assert redis_client.llen(keys["log"]) == 4
+
+
+def test_a_validation_never_counts_budgets_before_the_flushers_takes_reach_redis(
+        app, migrated, acme, globex, monkeypatch):
+    """The flusher thread has taken what the ledger owed and is still sending it when a
+    validation asks Redis: the validation waits for it, so Redis's answer (which the next
+    local decisions count from) includes those takes and the key's budget holds exactly.
+
+    Before, the script could arrive first: it under-counted by the takes in flight, and the
+    next validation decided locally was admitted past the budget (the cause of
+    test_validation_is_rate_limited_per_key_and_per_ip_and_429s_are_signed failing under
+    load)."""
+    import threading
+
+    from app.licensing import ledger
+    from tests.conftest import host_client
+
+    process = _another_process(migrated, extra={
+        **migrated.extra, "ALBEDO_RATE_LIMIT_LICENSE_KEY": "3/hour",
+        "ALBEDO_RATE_LIMIT_LICENSE_IP": "100/hour"})
+    try:
+        lic = make_license(process, acme)
+        theirs = make_license(process, globex)
+        book = _ledger(process)
+        cross_window = _freeze(process)
+        book._closed = True  # no flusher thread of its own: this test plays the flusher
+        client = host_client(process, acme.host)
+
+        def status() -> int:
+            return client.post(VALIDATE, json={"key": lic.key}).status_code
+
+        assert status() == 200  # asks Redis: the key has used 1 of 3
+        assert status() == 200  # decided locally: 2 of 3, the take owed to Redis
+
+        in_flight, validated = threading.Event(), threading.Event()
+        flusher = threading.current_thread()
+        original = ledger.Pipeline.execute
+
+        def slow(self):
+            if threading.current_thread() is flusher:
+                in_flight.set()
+                validated.wait(2)  # the validation, if it does not wait for us (deadline)
+            return original(self)
+
+        def flush() -> None:
+            with process.app_context():
+                book.flush()
+
+        monkeypatch.setattr(ledger.Pipeline, "execute", slow)
+        flusher = threading.Thread(target=flush)
+        flusher.start()
+        assert in_flight.wait(10)
+        cross_window()
+        assert status() == 200  # asks Redis: 3 of 3
+        validated.set()
+        flusher.join(10)
+        assert status() == 429  # decided locally from Redis's answer: the budget is spent
+        assert host_client(process, globex.host).post(
+            VALIDATE, json={"key": theirs.key}).status_code == 200  # another key's budget
+    finally:
+        _dispose(process)

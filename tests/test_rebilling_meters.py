@@ -139,3 +139,69 @@ def test_wholesale_usage_is_metered_on_the_platforms_account(
         assert {r.target for r in db.session.scalars(select(MeterReport))} == {
             "reseller", "platform"}
         assert db.session.scalars(select(LedgerEntry.wholesale_micro)).one() == 2_000_000
+
+
+def test_a_reversal_past_stripes_cancel_window_is_a_credit_and_reconciled(
+        app, fake_stripe, platform, acme, globex, make_user):
+    """Stripe cancels a meter event only within 24 hours of receiving it: a later reversal
+    leaves the event and credits the customer with a negative invoice item, once, on the
+    reseller's account; the reconciliation counts the event as due and re-issues a lost
+    credit."""
+    fake = fake_stripe
+    ann, gus = make_user(acme, "ann@example.com"), make_user(globex, "ann@example.com")
+    acme_account, acme_customer = _seller(app, acme, fake, ann)
+    globex_account, globex_customer = _seller(app, globex, fake, gus)
+    start = clock.now()
+    moments = {"now": start}
+    clock.set_clock(lambda: moments["now"])
+    fake.clock = lambda: moments["now"].timestamp()
+    try:
+        acme_ids = _charge(app, acme, ann, 2)
+        _charge(app, globex, gus, 1)
+        assert _report(app, acme)["sent"] == 2 and _report(app, globex)["sent"] == 1
+
+        # Within the window: the reversal cancels the event.
+        moments["now"] = start + timedelta(hours=2)
+        with app.app_context(), activate(acme.info):
+            ledger.reverse(acme_ids[0], "refund")
+            db.session.commit()
+        assert _report(app, acme)["sent"] == 1
+        assert [e["identifier"] for e in fake.meter_events(acme_account)] == [str(acme_ids[1])]
+
+        # Past it (Stripe would refuse the cancel): a credit of the entry's amount instead.
+        moments["now"] = start + timedelta(hours=25)
+        with app.app_context(), activate(acme.info):
+            reversal = ledger.reverse(acme_ids[1], "goodwill")
+            db.session.commit()
+            reversal_id = reversal.id
+        assert _report(app, acme) == {"sent": 1, "skipped": 0, "failed": 0}
+        assert fake.calls_to("POST", "/v1/billing/meter_event_adjustments")[-1].status == 200
+        assert len(fake.calls_to("POST", "/v1/billing/meter_event_adjustments")) == 1
+        assert [e["identifier"] for e in fake.meter_events(acme_account)] == [str(acme_ids[1])]
+        items = fake._list("invoiceitem", {"customer": acme_customer}, acme_account)["data"]
+        assert [(i["amount"], i["currency"], i["metadata"]) for i in items] == [
+            (-2, "usd", {"albedo_reversal": str(reversal_id)})]  # 2,010,000 micro -> 2 cents
+        assert fake._list("invoiceitem", {"customer": globex_customer},
+                          globex_account)["data"] == []
+        with app.app_context(), activate(acme.info):
+            (row,) = db.session.scalars(select(MeterReport).where(
+                MeterReport.ledger_entry_id == reversal_id)).all()
+            assert row.status == "credited"
+
+        # Reconciled: the meter holds the credited charge's event (no resend), and a credit
+        # Stripe lost is issued again, once.
+        window = (start - timedelta(hours=1), start + timedelta(hours=26))
+        with app.app_context(), activate(acme.info):
+            (row,) = meters.reconcile(*window)
+        assert (row["ledger"], row["stripe"], row["resent"], row["credits_reissued"]) == (
+            2_010_000, 2_010_000, 0, 0)
+        with fake.lock:
+            fake.store(acme_account).pop(items[0]["id"])
+        with app.app_context(), activate(acme.info):
+            (row,) = meters.reconcile(*window)
+            (again,) = meters.reconcile(*window)
+        assert (row["credits_reissued"], again["credits_reissued"]) == (1, 0)
+        assert len(fake._list("invoiceitem", {"customer": acme_customer},
+                              acme_account)["data"]) == 1
+    finally:
+        clock.set_clock(None)

@@ -184,3 +184,24 @@ def accept_invitation(token: str):
         errors = {name: messages[0] for name, messages in form.errors.items() if messages}
     return render_template("people/invitation.html", form=form, errors=errors,
                            invitation=invitation), 400 if errors else 200
+
+
+@bp.post("/people/customers/<uuid:customer_id>/<any(ban, unban):action>")
+@require_role("RESELLER")
+def customer_ban(customer_id: uuid.UUID, action: str):
+    """Ban a customer (its licenses validate as BANNED) or lift the ban; audited."""
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    try:
+        user = users.change(people.customer(customer_id), _principal(), None, None,
+                            banned=action == "ban")
+    except ApiError as exc:
+        db.session.rollback()
+        if exc.status == 404:
+            abort(404)
+        flash(exc.message)
+        return redirect(url_for("people.customer", customer_id=customer_id))
+    db.session.commit()
+    flash(f"{user.email} is banned: their licenses answer BANNED." if user.banned_at
+          else f"{user.email} is no longer banned.")
+    return redirect(url_for("people.customer", customer_id=customer_id))

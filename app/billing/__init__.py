@@ -19,6 +19,9 @@ def init_app(app: Flask) -> None:
     from app.billing import ledger, rebilling_api, rebilling_views
 
     ledger.register()  # the usage ledger reacts to execution.finished
+    from app.billing import book_cache
+
+    book_cache.install()  # committed price changes invalidate the books cached per process
     smorest_api.register_blueprint(rebilling_api.blp, url_prefix="/api/v1/billing")
     app.register_blueprint(rebilling_views.bp)
     nav.register(app, "Usage", "rebilling_pages.index")

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, literal, select
 
 from app import clock
-from app.billing import pricing, spending
-from app.billing.rebilling_models import LedgerEntry, PlanUsage
+from app.billing import book_cache, notices, pricing, spending
+from app.billing.rebilling_models import CustomerAccount, LedgerEntry, PlanUsage, UsageHold
 from app.errors import ApiError
 from app.extensions import db
 from app.models import new_id
@@ -61,13 +61,18 @@ class Allowance:
 def allowance_for(user_id: uuid.UUID) -> Allowance:
     from app.billing.limits import plan_for
 
+    # The tenant's plans' allowances, from this process's cache: a tenant whose plans
+    # include no usage (most) costs no query here at all.
+    allowances = book_cache.of_app().get(current_id(), "allowances", _allowances)
+    if not allowances:
+        return Allowance()
     plan = plan_for(user_id)
-    if plan is None:
-        return Allowance()
-    row = db.session.scalars(select(PlanUsage).where(PlanUsage.plan_id == plan.id)).first()
-    if row is None:
-        return Allowance()
-    return Allowance(row.included_minor * pricing.MICRO, row.overage_bp)
+    return allowances.get(plan.id, Allowance()) if plan is not None else Allowance()
+
+
+def _allowances() -> dict[uuid.UUID, Allowance]:
+    return {row.plan_id: Allowance(row.included_minor * pricing.MICRO, row.overage_bp)
+            for row in db.session.scalars(select(PlanUsage))}
 
 
 def split(retail: int, spent_after: int, allowance: Allowance) -> tuple[int, int]:
@@ -82,16 +87,35 @@ def split(retail: int, spent_after: int, allowance: Allowance) -> tuple[int, int
     return included, overage
 
 
+def _outcome_rows(execution: Any) -> tuple[bool, CustomerAccount | None, UsageHold | None]:
+    """In one query: whether the execution is charged already, its customer's account and
+    its unsettled hold (each joined, when there is one, to a row of one constant)."""
+    charged = select(LedgerEntry.id).where(LedgerEntry.execution_id == execution.id,
+                                           LedgerEntry.kind == "charge").exists()
+    one = select(literal(1).label("one")).subquery("one")
+    row = db.session.execute(
+        select(charged.label("charged"), CustomerAccount, UsageHold)
+        .select_from(one)
+        .outerjoin(CustomerAccount, CustomerAccount.user_id == execution.caller_user_id)
+        .outerjoin(UsageHold, and_(UsageHold.execution_id == execution.id,
+                                   UsageHold.settled_at.is_(None)))).one()
+    return bool(row[0]), row[1], row[2]
+
+
 def on_execution_finished(execution: Any, status: str, **_: Any) -> Callable[[], None]:
     """The ``execution.finished`` handler: reads now, returns the writes (settle the hold,
-    record the charge) for the publisher to run after its own reads."""
-    hold = spending.pending_hold(execution.id)
+    record the charge) for the publisher to run after its own reads.
+
+    Every read comes before the transaction's first write (on SQLite that write holds the
+    database's only write lock until the commit): the execution's charge, account and hold
+    in one query, the price books and plan allowances from this process's cache, and who is
+    owed the notices a charge may cause (``notices.prepare``).
+    """
     user_id = execution.caller_user_id
-    charged = is_charged(status, execution.started_at is not None) and not db.session.scalar(
-        select(LedgerEntry.id).where(LedgerEntry.execution_id == execution.id,
-                                     LedgerEntry.kind == "charge"))
+    already, account, hold = _outcome_rows(execution)
     # A repeat finds the charge already there: the unique index would refuse a second one.
-    write = prepare_charge(execution, status) if charged else None
+    charged = is_charged(status, execution.started_at is not None) and not already
+    write = prepare_charge(execution, status, account) if charged else None
 
     def settle() -> None:
         released = spending.release_hold(hold)
@@ -106,17 +130,19 @@ def on_execution_finished(execution: Any, status: str, **_: Any) -> Callable[[],
 def record(execution: Any, status: str, released: spending.Released | None = None
            ) -> LedgerEntry:
     """Write the charge of ``execution`` now."""
-    return prepare_charge(execution, status)(released)
+    account = spending.account_of(execution.caller_user_id)
+    return prepare_charge(execution, status, account)(released)
 
 
-def prepare_charge(execution: Any, status: str
+def prepare_charge(execution: Any, status: str, account: CustomerAccount | None
                    ) -> Callable[[spending.Released | None], LedgerEntry]:
-    """Read what pricing ``execution`` needs; returns the writes that record its charge."""
+    """Read what pricing ``execution`` needs (``account``: its customer's, already read);
+    returns the writes that record its charge."""
     user_id = execution.caller_user_id
     usage = pricing.Usage(execution.prompt_tokens, execution.completion_tokens,
                           execution.cost_micros)
-    book = pricing.load_book()
-    wholesale_book = pricing.wholesale_book(current_id())
+    book = pricing.cached_book()
+    wholesale_book = pricing.cached_wholesale_book(current_id())
     if status != "succeeded":
         # A run that did not finish pays for its tokens only, never a per-execution price.
         book, wholesale_book = _without_execution_price(book), \
@@ -124,7 +150,7 @@ def prepare_charge(execution: Any, status: str
     retail = book.price(execution.agent_id, execution.model, usage)
     wholesale = wholesale_book.price(execution.agent_id, execution.model, usage)
     allowance = allowance_for(user_id)
-    account = spending.account_of(user_id)
+    announce = notices.prepare(user_id, account, book.currency)
     kind, credential = credential_of(execution)
     fields = dict(
         kind="charge", execution_id=execution.id, customer_id=user_id,
@@ -143,14 +169,14 @@ def prepare_charge(execution: Any, status: str
         period = spending.period_of(occurred)
         spent_after = spending.add_spend(user_id, period, retail)
         included, overage = split(retail, spent_after, allowance)
-        from_credits = spending.settle_credits(user_id, released, overage)
-        entry = LedgerEntry(id=new_id(), included_micro=included, credits_micro=from_credits,
-                            billable_micro=overage - from_credits, period=period,
+        settled = spending.settle_credits(user_id, released, overage)
+        entry = LedgerEntry(id=new_id(), included_micro=included,
+                            credits_micro=settled.debit_micro,
+                            billable_micro=overage - settled.debit_micro, period=period,
                             occurred_at=occurred, created_at=now, **fields)
         db.session.add(entry)
-        from app.billing import notices
-
-        notices.after_charge(user_id, period, spent_after, account, book.currency)
+        if announce is not None:
+            announce(period, spent_after, settled.balance_micro)
         return entry
 
     return write

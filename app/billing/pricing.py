@@ -168,3 +168,26 @@ def wholesale_book(reseller_id: uuid.UUID) -> Book:
     if platform_id is None or platform_id == reseller_id:
         return Book(DEFAULT_CURRENCY, MICRO, {})
     return load_book(platform_id, audience=f"reseller:{reseller_id}")
+
+
+def cached_book() -> Book:
+    """The current tenant's book, from this process's cache when it is current
+    (``book_cache``): what pricing an execution reads."""
+    from app.billing import book_cache
+    from tenants.context import current_id
+
+    return book_cache.of_app().get(current_id(), "book", load_book)
+
+
+def cached_wholesale_book(reseller_id: uuid.UUID) -> Book:
+    """``wholesale_book`` from this process's cache, under the platform's generation."""
+    from app.billing import book_cache
+
+    cache = book_cache.of_app()
+    # The platform's id never changes once it exists: kept under a counter nobody bumps,
+    # so a platform created after this process started is seen within MAX_AGE.
+    platform_id = cache.get(book_cache.NO_TENANT, "platform-id", platform_tenant_id)
+    if platform_id is None or platform_id == reseller_id:
+        return Book(DEFAULT_CURRENCY, MICRO, {})
+    return cache.get(platform_id, ("wholesale", reseller_id),
+                     lambda: load_book(platform_id, audience=f"reseller:{reseller_id}"))

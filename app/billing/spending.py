@@ -84,7 +84,7 @@ def prepare(user_id: uuid.UUID, agent_id: uuid.UUID, model: str, text: str,
         return None
     from app.agents.config import agents_config
 
-    book = pricing.load_book()
+    book = pricing.cached_book()
     prompt = estimate_tokens(text) + estimate_tokens(system_prompt)
     usage = pricing.Usage(prompt, max_output_tokens,
                           agents_config().cost_micros(model, prompt, max_output_tokens))
@@ -182,28 +182,38 @@ def release_hold(hold: UsageHold | None) -> Released | None:
     return Released(hold.credits_micro)
 
 
-def settle_credits(user_id: uuid.UUID, released: Released | None, debit_micro: int) -> int:
+@dataclass(frozen=True)
+class Settled:
+    debit_micro: int  # what the charge took from the released credits
+    balance_micro: int | None  # the balance after, or None when no credits moved
+
+
+def settle_credits(user_id: uuid.UUID, released: Released | None, debit_micro: int) -> Settled:
     """Return a released credit hold to the balance minus ``debit_micro`` (at most the hold:
-    what a run cost beyond its hold is invoiced, never taken below zero). Returns the
-    amount debited."""
+    what a run cost beyond its hold is invoiced, never taken below zero)."""
     if released is None or not released.credits_micro:
-        return 0
+        return Settled(0, None)
     debit = max(0, min(debit_micro, released.credits_micro))
-    db.session.execute(
+    balance = db.session.execute(
         update(CustomerAccount).where(CustomerAccount.user_id == user_id)
         .values(credit_held_micro=CustomerAccount.credit_held_micro - released.credits_micro,
                 credit_balance_micro=CustomerAccount.credit_balance_micro
                 + released.credits_micro - debit)
-        .execution_options(synchronize_session=False))
-    return debit
+        .returning(CustomerAccount.credit_balance_micro)
+        .execution_options(synchronize_session=False)).scalar_one()
+    return Settled(debit, int(balance))
 
 
 def add_spend(user_id: uuid.UUID, period: str, amount_micro: int) -> int:
-    """Add to the customer's settled spend for ``period``; the new total."""
-    ensure_period(user_id, period)
+    """Add to the customer's settled spend for ``period``; the new total. One statement: an
+    insert of the month's row that adds to it when it exists."""
+    stmt = _insert(SpendPeriod).values(
+        id=uuid.uuid4(), tenant_id=current_id(), user_id=user_id, period=period,
+        spent_micro=amount_micro, held_micro=0, notified_pct=0)
     return int(db.session.execute(
-        update(SpendPeriod).where(SpendPeriod.user_id == user_id, SpendPeriod.period == period)
-        .values(spent_micro=SpendPeriod.spent_micro + amount_micro)
+        stmt.on_conflict_do_update(
+            index_elements=["tenant_id", "user_id", "period"],
+            set_={"spent_micro": SpendPeriod.spent_micro + stmt.excluded.spent_micro})
         .returning(SpendPeriod.spent_micro)
         .execution_options(synchronize_session=False)).scalar_one())
 

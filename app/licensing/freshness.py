@@ -19,14 +19,10 @@ from __future__ import annotations
 import logging
 import uuid
 
-from flask import current_app, has_app_context
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
-_PENDING = "albedo_licensing_changed"
-_installed = False
 
 
 def tenant_key(tenant_id: uuid.UUID | str) -> str:
@@ -78,28 +74,14 @@ def bump(keys: set[str]) -> None:
 
 
 def install() -> None:
-    """Listen to every session: note licensing rows changed by a flush, bump at commit."""
-    global _installed
-    if _installed:
-        return
+    """Note licensing rows changed by a flush, bump at commit (every session)."""
+    from app.commit_hooks import on_commit
 
-    @event.listens_for(Session, "after_flush")
-    def _note(session, flush_context):
-        keys = _changed_keys(session)
-        if keys:
-            session.info.setdefault(_PENDING, set()).update(keys)
+    on_commit("licensing", _changed_keys, _bump_committed)
 
-    @event.listens_for(Session, "after_commit")
-    def _bump(session):
-        keys = session.info.pop(_PENDING, None)
-        if keys and has_app_context() and "albedo.settings" in current_app.extensions:
-            bump(keys)
-            from app.licensing import ledger
 
-            ledger.of_app().forget_checks()  # this process sees its own change at once
+def _bump_committed(keys: set[str]) -> None:
+    bump(keys)
+    from app.licensing import ledger
 
-    @event.listens_for(Session, "after_rollback")
-    def _discard(session):
-        session.info.pop(_PENDING, None)
-
-    _installed = True
+    ledger.of_app().forget_checks()  # this process sees its own change at once

@@ -302,19 +302,22 @@ def _run_script(tenant_id, text, checked, entry, decision: Decision, fingerprint
                      ip_budget.window, license_id, now.isoformat(), log_entry,
                      counters.LOG_CAP, counters.FLUSH_DELAY, keys_generation]}
     book = ledger.of_app()
-    owed = book.take_owed()
-    asked_at = book.monotonic()
-    if not owed:
-        answer = _script()(**call)
-    else:
-        from app.redis import get_redis
+    # Nothing this process took may still be on its way to Redis when the script counts the
+    # budgets: what it answers is what the next local decisions count from (ledger.sending).
+    with book.sending:
+        owed = book.take_owed()
+        asked_at = book.monotonic()
+        if not owed:
+            answer = _script()(**call)
+        else:
+            from app.redis import get_redis
 
-        pipe = ledger.Pipeline(get_redis())
-        flags = ledger.queue_owed(pipe, owed)
-        pipe.script(_script(), call["keys"], call["args"])
-        results = pipe.execute()
-        ledger.schedule_won_flushes(flags, results)
-        answer = results[-1]
+            pipe = ledger.Pipeline(get_redis())
+            flags = ledger.queue_owed(pipe, owed)
+            pipe.script(_script(), call["keys"], call["args"])
+            results = pipe.execute()
+            ledger.schedule_won_flushes(flags, results)
+            answer = results[-1]
     if answer[0] == 2:
         if (entry is not None or checked.code != GENUINE) and keys_generation:
             book.confirmed((tenant_id, checked.license_id) if checked.code == GENUINE

@@ -96,6 +96,11 @@ class Ledger:
         self.app = app
         self.window = window
         self._lock = threading.Lock()
+        # Held from taking what is owed until Redis has it. Without it a validation's script
+        # could reach Redis before the takes the flusher had just taken from this ledger: its
+        # answer then under-counted the budgets, and the next local decisions admitted past
+        # them (tests/test_licensing_validation.py failed so under load).
+        self.sending = threading.Lock()
         self._checked: dict[uuid.UUID, float] = {}  # tenant or license id -> confirmed at
         self._budgets: dict[str, BudgetView] = {}  # current-window key -> view
         self._owed = Owed()
@@ -180,19 +185,20 @@ class Ledger:
 
     def flush(self) -> bool:
         """Send what is owed now (app context needed); False when nothing was owed."""
-        owed = self.take_owed()
-        if not owed:
-            return False
         from app.redis import get_redis
 
-        try:
-            pipe = Pipeline(get_redis())
-            scheduled = queue_owed(pipe, owed)
-            results = pipe.execute()
-        except Exception:
-            log.warning("could not record %d validations in Redis",
-                        sum(len(r.log) for r in owed.records.values()), exc_info=True)
-            return True
+        with self.sending:
+            owed = self.take_owed()
+            if not owed:
+                return False
+            try:
+                pipe = Pipeline(get_redis())
+                scheduled = queue_owed(pipe, owed)
+                results = pipe.execute()
+            except Exception:
+                log.warning("could not record %d validations in Redis",
+                            sum(len(r.log) for r in owed.records.values()), exc_info=True)
+                return True
         schedule_won_flushes(scheduled, results)
         return True
 

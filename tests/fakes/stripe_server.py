@@ -3,8 +3,10 @@
 Serves real Stripe object shapes (API 2025+: the billing period lives on subscription items,
 an invoice's subscription under ``parent.subscription_details``) for customers, Checkout
 sessions, subscriptions, invoices, billing portal sessions, accounts, account links,
-events, Billing Meters (meters, meter events unique by identifier, cancel adjustments,
-event summaries) and off-session payment intents. Objects created with a
+events, Billing Meters (meters, meter events unique by identifier, cancel adjustments
+within 24 hours of the event, event summaries), invoice items (negative amounts are credits)
+and off-session payment intents. ``clock`` (seconds since the epoch) is what the meters'
+24-hour rule reads: a test moves it with the app's clock. Objects created with a
 ``Stripe-Account`` header belong to that connected account and are invisible from any other.
 Tests drive the lifecycle with helpers (complete a checkout, change a subscription, emit and
 sign events) and can script failures (``fail_next``) to exercise the client's retries.
@@ -71,6 +73,7 @@ class FakeStripe:
     prices: dict[str, dict[str, Any]] = field(default_factory=dict)
     failures: list[tuple[str, str, int]] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
+    clock: Any = time.time  # meter events' "created" and the 24-hour adjustment rule
     _counter: int = 0
 
     # ---- plumbing -------------------------------------------------------------------------
@@ -348,6 +351,10 @@ class FakeStripe:
         if parts[:1] == ["billing"] and parts[1:2] in (["meters"], ["meter_events"],
                                                        ["meter_event_adjustments"]):
             return self._billing(method, parts[1:], public, account)
+        if parts == ["invoiceitems"] and method == "POST":
+            return 200, self._invoice_item(public, account)
+        if parts == ["invoiceitems"] and method == "GET":
+            return 200, self._list("invoiceitem", params, account)
         if parts == ["payment_intents"] and method == "POST":
             return 200, self._payment_intent(public, account)
         if parts == ["customers"] and method == "POST":
@@ -385,7 +392,7 @@ class FakeStripe:
 
     def _billing(self, method: str, parts: list[str], params: dict[str, Any],
                  account: str | None) -> tuple[int, dict[str, Any]]:
-        now = int(time.time())
+        now = int(self.clock())
         if parts == ["meters"] and method == "POST":
             if not params.get("event_name") or not params.get("display_name"):
                 raise _Problem(400, "Missing required param: event_name.", "parameter_missing")
@@ -441,12 +448,31 @@ class FakeStripe:
             if event is None:
                 raise _Problem(400, f"No meter event with identifier {identifier}.",
                                "resource_missing")
+            if now - event["created"] > 24 * 3600:
+                raise _Problem(400, "Meter events can only be cancelled within 24 hours of "
+                                    "their creation.", "parameter_invalid")
             event["_cancelled"] = True
             return 200, {"object": "billing.meter_event_adjustment", "livemode": False,
                          "status": "pending", "event_name": params.get("event_name"),
                          "type": "cancel", "cancel": {"identifier": identifier}}
         raise _Problem(404, f"Unrecognized request URL ({method}: /v1/billing/"
                             f"{'/'.join(parts)}).", None)
+
+    def _invoice_item(self, params: dict[str, Any], account: str | None) -> dict[str, Any]:
+        """A pending invoice item: the customer's next invoice carries it (a negative amount
+        is a credit)."""
+        self._find(params.get("customer", ""), account)
+        amount = params.get("amount")
+        if not params.get("currency") or not str(amount or "").lstrip("-").isdigit():
+            raise _Problem(400, "Missing required param: amount or currency.",
+                           "parameter_missing")
+        item = {"id": self._id("ii"), "object": "invoiceitem", "amount": int(amount),
+                "currency": params["currency"], "customer": params["customer"],
+                "description": params.get("description"),
+                "metadata": params.get("metadata") or {}, "invoice": None,
+                "date": int(self.clock()), "created": int(self.clock()), "livemode": False}
+        self.store(account)[item["id"]] = item
+        return item
 
     def _payment_intent(self, params: dict[str, Any], account: str | None) -> dict[str, Any]:
         self._find(params.get("customer", ""), account)

@@ -1,0 +1,42 @@
+"""Acting on rows once their change is committed: note them at flush, act after the commit.
+
+Caches kept per process (licensing snapshots, price books) are told about a change only once
+it is committed, whatever code path wrote the rows: a rolled-back change tells nobody.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import current_app, has_app_context
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+_installed: set[str] = set()
+
+
+def on_commit(name: str, changed: Callable[[Session], set],
+              act: Callable[[set], None]) -> None:
+    """After every flush, ``changed(session)`` names what the flush changed; after the
+    commit, ``act`` gets all of it (in an app context). Installed once per ``name``."""
+    if name in _installed:
+        return
+    pending = f"albedo_commit_hooks:{name}"
+
+    @event.listens_for(Session, "after_flush")
+    def _note(session, flush_context):
+        found = changed(session)
+        if found:
+            session.info.setdefault(pending, set()).update(found)
+
+    @event.listens_for(Session, "after_commit")
+    def _act(session):
+        found = session.info.pop(pending, None)
+        if found and has_app_context() and "albedo.settings" in current_app.extensions:
+            act(found)
+
+    @event.listens_for(Session, "after_rollback")
+    def _discard(session):
+        session.info.pop(pending, None)
+
+    _installed.add(name)

@@ -17,6 +17,7 @@ REDIS_URL when set, else the embedded Redis. Never part of the test suite.
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import os
@@ -174,6 +175,10 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--only", action="append", help="request names (default: all)")
     parser.add_argument("--profile", choices=("cprofile", "pyinstrument"))
+    parser.add_argument("--callgrind-loop", type=int, metavar="N",
+                        help="run N requests of the one --only request (or 'hello') inside "
+                             "functools.reduce, for valgrind --tool=callgrind "
+                             "--collect-atstart=no --toggle-collect=functools_reduce")
     parser.add_argument("--all-frames", action="store_true",
                         help="pyinstrument: show library frames too")
     parser.add_argument("--postgres", action="store_true")
@@ -184,10 +189,19 @@ def main() -> int:
         seeded = seed(app)
         specs = {name: spec for name, spec in requests_of(seeded).items()
                  if not args.only or name in args.only}
+        if args.only == ["hello"]:
+            specs = {}
         calls = {name: _caller(app.wsgi_app, seeded["host"], spec) for name, spec in specs.items()}
         if args.profile:
             return _profile(calls, args.requests, args.profile, args.all_frames)
         hello = _caller(_hello(), seeded["host"], {"path": "/api/v1/me", "headers": {}})
+        if args.callgrind_loop:
+            (call,) = calls.values() if calls else (hello,)
+            for _ in range(200):
+                call()
+            # The only code valgrind counts: instructions per request = total / N.
+            functools.reduce(lambda _acc, _i: call(), range(args.callgrind_loop), None)
+            return 0
         load_start = os.getloadavg()
         hello_before = _time(hello, args.requests)
         figures = {name: _time(call, args.requests) for name, call in calls.items()}

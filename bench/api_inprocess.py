@@ -197,7 +197,7 @@ def main() -> int:
         hello = _caller(_hello(), seeded["host"], {"path": "/api/v1/me", "headers": {}})
         if args.callgrind_loop:
             (call,) = calls.values() if calls else (hello,)
-            for _ in range(200):
+            for _ in range(30):  # warm (caches, pools, SQLAlchemy's compiled statements)
                 call()
             # The only code valgrind counts: instructions per request = total / N.
             functools.reduce(lambda _acc, _i: call(), range(args.callgrind_loop), None)

@@ -20,6 +20,7 @@ from app.agents.schemas import AgentSchema
 from app.api.arguments import SchemaReusingParser
 from app.api.pagination import CursorArgsSchema, page_of
 from app.api.serialization import FastDumpSchema
+from app.auth.schemas import MeSchema
 
 
 def _marshmallow(schema: Schema, obj, many: bool = False):
@@ -46,6 +47,16 @@ def test_agent_and_page_dumps_equal_marshmallows():
         fast = page.dump(body)
         assert fast == _marshmallow(page, body)
         assert json.dumps(fast)  # plain JSON types only
+
+
+def test_me_dumps_equal_marshmallows():
+    schema = MeSchema()
+    for me in ({"kind": "api_key", "user_id": uuid.uuid4(), "email": "a@example.com",
+                "role": "USER", "scopes": ["agents:read"], "api_key_id": uuid.uuid4(),
+                "tenant": {"slug": "acme", "display_name": "Acme"}},
+               {"kind": "access_token", "user_id": str(uuid.uuid4()), "email": "b@example.com",
+                "role": "RESELLER", "scopes": [], "api_key_id": None, "tenant": {}}):
+        assert schema.dump(me) == _marshmallow(schema, me)
 
 
 class _Owner:

@@ -2,8 +2,8 @@
 
 flask-smorest hands webargs the schema *class* given to ``@blp.arguments``, and webargs
 builds an instance of it on every request (marshmallow's ``Schema.__init__`` copies and
-binds every field: ~5 % of a short GET's CPU in profiles). A schema instance's ``load`` keeps
-no state between calls, so one instance per class serves every request.
+binds every field: a few per cent of a short GET's CPU in profiles). A schema instance's
+``load`` keeps no state between calls, so one instance per class serves every request.
 """
 
 from __future__ import annotations

@@ -106,7 +106,8 @@ class FastJSONProvider(DefaultJSONProvider):
     The standard library's encoder was a few per cent of a page of agents' CPU (and of
     /me's); orjson's is a fraction of that. Same output as Flask's compact answer (sorted
     keys, a trailing newline; dates, Decimals and dataclasses through Flask's own
-    ``default``) except that non-ASCII text is sent as UTF-8 rather than ``\\u`` escapes.
+    ``default``) except that non-ASCII text is sent as UTF-8 rather than ``\\u`` escapes
+    and a NaN or infinite float as ``null`` (valid JSON) rather than ``NaN``.
     Anything orjson refuses (an integer beyond 64 bits, say) and debug mode's indented
     output go through Flask's encoder, as before.
     ``dumps`` (templates' ``tojson``) is Flask's, unchanged.

@@ -60,9 +60,13 @@ def create_app(settings: Settings | None = None) -> Flask:
         RATELIMIT_KEY_PREFIX=settings.extra.get("ALBEDO_QUEUE_PREFIX", "") + "albedo-rl",
     )
     app.extensions["albedo.settings"] = settings
+    from app.api import arguments
     from app.api.no_session import PageOnlySessionInterface
+    from app.api.serialization import FastJSONProvider
 
     app.session_interface = PageOnlySessionInterface()
+    app.json = FastJSONProvider(app)
+    arguments.install()
 
     from app import logs
 

@@ -34,7 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.license_validation import (  # noqa: E402  (after the path)
+from bench.api_inprocess import requests_of  # noqa: E402  (after the path)
+from bench.license_validation import (  # noqa: E402
     _free_port,
     _gunicorn,
     _stop_embedded_redis,
@@ -61,36 +62,9 @@ def _environment(instance: str, postgres: bool) -> dict[str, str]:
 
 SEED = """
 import json, sys
-from flask_migrate import upgrade
 from app import create_app
-from app.auth.service import create_user
-from app.extensions import db
-from tenants.context import activate
-from tenants.service import create_tenant, info_for
-slug = sys.argv[1]
-host = slug + ".localhost"
-app = create_app()
-with app.app_context():
-    upgrade()
-    info = info_for(create_tenant(slug, "Bench Agents"))
-    db.session.commit()
-with app.app_context(), activate(info):
-    create_user("customer@bench.example", "bench-customer-password", verified=True)
-    db.session.commit()
-client = app.test_client()
-token = client.post("/api/v1/auth/token", headers={"Host": host}, json={
-    "email": "customer@bench.example", "password": "bench-customer-password"}).get_json()
-bearer = {"Host": host, "Authorization": "Bearer " + token["access_token"]}
-agents = []
-for i in range(25):
-    answer = client.post("/api/v1/agents", headers=bearer, json={"name": f"Agent {i}"})
-    assert answer.status_code == 201, answer.get_data(as_text=True)
-    agents.append(answer.get_json()["id"])
-key = client.post("/api/v1/api-keys", headers=bearer, json={
-    "name": "bench", "scopes": ["agents:read", "agents:write"]})
-assert key.status_code == 201, key.get_data(as_text=True)
-print(json.dumps({"host": host, "token": token["access_token"], "api_key": key.get_json()["key"],
-                  "agent": agents[0]}))
+from bench.api_inprocess import seed
+print(json.dumps(seed(create_app(), sys.argv[1])))
 """
 
 
@@ -130,21 +104,6 @@ def _wrk(port: int, path: str, seconds: float, connections: int, headers: dict[s
             "requests": data["requests"], "errors": data["errors"], "non_2xx": data["non2xx"]}
 
 
-def _requests(seed: dict) -> dict[str, dict]:
-    host = seed["host"]
-    jwt = {"Host": host, "Authorization": f"Bearer {seed['token']}"}
-    key = {"Host": host, "Authorization": f"Bearer {seed['api_key']}"}
-    agent = f"/api/v1/agents/{seed['agent']}"
-    return {
-        "me_jwt": {"path": "/api/v1/me", "headers": jwt},
-        "me_api_key": {"path": "/api/v1/me", "headers": key},
-        "agents_list_jwt": {"path": "/api/v1/agents?limit=20", "headers": jwt},
-        "agent_get_api_key": {"path": agent, "headers": key},
-        "agent_patch_jwt": {"path": agent, "headers": jwt, "method": "PATCH",
-                            "body": json.dumps({"description": "benchmarked"}), "write": True},
-    }
-
-
 def run(postgres: bool, seconds: float, connections: int) -> dict:
     instance = tempfile.mkdtemp(prefix="albedo-bench-")
     env = _environment(instance, postgres)
@@ -154,7 +113,7 @@ def run(postgres: bool, seconds: float, connections: int) -> dict:
         app_port, hello_port = _free_port(), _free_port()
         servers.append(_gunicorn("wsgi:app", app_port, env))
         servers.append(_gunicorn("bench.hello_app:app", hello_port, env))
-        requests = _requests(seed)
+        requests = requests_of(seed)
         hello_headers = {"Host": seed["host"]}
         load_start = os.getloadavg()
         _wrk(hello_port, "/api/v1/me", 2, connections, hello_headers)  # warm-up

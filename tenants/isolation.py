@@ -120,10 +120,29 @@ def _do_orm_execute(state: ORMExecuteState):
             "(tenants.activate) or opt in with cross_tenant='reason'")
     # Always added, even when no scoped mapper was spotted at the top level: with no tenant
     # the criterion is "tenant_id IS NULL", which matches nothing (the column is NOT NULL).
-    state.statement = state.statement.options(
-        with_loader_criteria(TenantScoped, lambda cls: cls.tenant_id == tenant_id,
-                             include_aliases=True))
+    state.statement = state.statement.options(_tenant_criterion(tenant_id))
     return None
+
+
+_CRITERIA: dict[uuid.UUID | None, object] = {}
+_CRITERIA_KEPT = 1024
+
+
+def _tenant_criterion(tenant_id: uuid.UUID | None):
+    """The guard's loader criterion for ``tenant_id``, made once per tenant and process.
+
+    Building it (a lambda element analysed against its closure) for every statement showed
+    in profiles of scoped reads; the option is immutable, so one per tenant serves them all.
+    Every tenant's option has the same lambda code, so statements still share one compiled
+    form in SQLAlchemy's cache, the tenant id being a bound parameter.
+    """
+    option = _CRITERIA.get(tenant_id)
+    if option is None:
+        if len(_CRITERIA) >= _CRITERIA_KEPT:
+            _CRITERIA.clear()
+        option = _CRITERIA[tenant_id] = with_loader_criteria(
+            TenantScoped, lambda cls: cls.tenant_id == tenant_id, include_aliases=True)
+    return option
 
 
 def _before_flush(session: Session, flush_context, instances) -> None:

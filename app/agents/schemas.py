@@ -9,6 +9,7 @@ from app.agents.models import EXECUTION_STATUSES
 from app.agents.usage import DIMENSIONS
 from app.agents.usage import MAX_DAYS as MAX_USAGE_DAYS
 from app.api.pagination import CursorArgsSchema
+from app.api.serialization import FastDumpSchema
 
 
 class VariableSchema(Schema):
@@ -62,7 +63,7 @@ class AgentPatchSchema(Schema):
     status = fields.String(validate=validate.OneOf(["active", "archived"]))
 
 
-class AgentSchema(Schema):
+class AgentSchema(FastDumpSchema):
     id = fields.UUID(dump_only=True)
     name = fields.String()
     slug = fields.String()

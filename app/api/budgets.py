@@ -36,7 +36,6 @@ from flask_limiter.errors import RateLimitExceeded
 from flask_limiter.util import get_qualified_name
 from limits import RateLimitItem
 from limits.storage import MemoryStorage
-from ordered_set import OrderedSet
 from werkzeug.http import parse_date
 
 log = logging.getLogger(__name__)
@@ -159,8 +158,11 @@ class OneTripLimiter(Limiter):
             return []
         defaults, decorated = self._resolved(endpoint, callable_name, in_middleware)
         context = self.context
-        fresh = OrderedSet(defaults) - context.seen_limits
-        context.seen_limits.update(defaults)
+        seen = context.seen_limits
+        # flask-limiter's OrderedSet(defaults) - seen, without building two OrderedSets per
+        # request (they showed in profiles of /me): same members, same order.
+        fresh = [lim for lim in dict.fromkeys(defaults) if lim not in seen]
+        seen.update(defaults)
         return [lim for lim in sorted([*fresh, *decorated], key=lambda x: x.limit)
                 if not (lim.is_exempt or lim.method_exempt)]
 

@@ -17,6 +17,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from marshmallow import Schema, fields, validate
 from sqlalchemy import and_, or_
 
+from app.api.serialization import FastDumpSchema
 from app.errors import ApiError
 from app.extensions import db
 from tenants.context import current
@@ -39,7 +40,12 @@ class Page:
 
 
 def _serializer() -> URLSafeSerializer:
-    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="albedo-cursor-v1")
+    # One per app: building it (signer, JSON module, salts) for every page showed in profiles.
+    serializer = current_app.extensions.get("albedo.cursor_serializer")
+    if serializer is None:
+        serializer = URLSafeSerializer(current_app.config["SECRET_KEY"], salt="albedo-cursor-v1")
+        current_app.extensions["albedo.cursor_serializer"] = serializer
+    return serializer
 
 
 def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
@@ -81,7 +87,7 @@ def page_of(item_schema: type[Schema]) -> type[Schema]:
     """The response schema ``{items: [item], next_cursor}`` for ``item_schema``."""
     if item_schema not in _PAGE_SCHEMAS:
         name = item_schema.__name__.removesuffix("Schema") + "PageSchema"
-        _PAGE_SCHEMAS[item_schema] = type(name, (Schema,), {
+        _PAGE_SCHEMAS[item_schema] = type(name, (FastDumpSchema,), {
             "items": fields.List(fields.Nested(item_schema), required=True),
             "next_cursor": fields.String(allow_none=True, metadata={
                 "description": "Pass as ?cursor= for the next page; null on the last page."}),

@@ -1,5 +1,6 @@
 from marshmallow import Schema, fields, validate
 
+from app.api.serialization import FastDumpSchema
 from app.auth.principal import SCOPES
 
 
@@ -48,7 +49,7 @@ class ApiKeyCreatedSchema(ApiKeySchema):
         "example": "ak_3f9c2a1b_…"})
 
 
-class MeSchema(Schema):
+class MeSchema(FastDumpSchema):
     kind = fields.String(required=True, metadata={"example": "api_key"})
     user_id = fields.UUID(required=True)
     email = fields.String(required=True)

@@ -223,6 +223,10 @@ def replay(delivery: WebhookDelivery) -> WebhookDelivery:
             raise ApiError(409, "endpoint_disabled", "Enable the endpoint before replaying.")
     delivery.status, delivery.run_attempts = "pending", 0
     delivery.next_attempt_at, delivery.last_error = clock.now(), None
+    from app.auth import audit
+
+    audit.record("webhook_delivery_replayed", **audit.acting(), target_type="webhook_delivery",
+                 target_id=delivery.id, url=delivery.url, event_type=delivery.event.type)
     db.session.flush()
     events.schedule(delivery)
     return delivery

@@ -4,13 +4,17 @@ small world (two resellers, the platform, staff and a customer) to call them in.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from sqlalchemy import select
+
+from tests import billing_support
 
 MUTATING = ("post", "put", "patch", "delete")
 # Response fields whose values are secrets (shown once to the caller, never in the log).
@@ -260,3 +264,44 @@ def new_entries(app, before: set[uuid.UUID]) -> list[dict[str, Any]]:
                  "text": json.dumps([e.details, line.sentence, e.actor_label, e.target_id],
                                     default=str)}
                 for e, line in zip(rows, lines, strict=True)]
+
+
+def assert_audited(world: World, what: str, actor, entries: list[dict[str, Any]],
+                   secrets: list[str]) -> None:
+    """``what``, done by ``actor``, wrote entries naming actor, tenant and target, each a
+    sentence in product words with no secret in it, none in the look-alike tenant."""
+    from app.auth.audit_text import VERBS
+
+    assert entries, f"{what} wrote no audit entry"
+    for entry in entries:
+        # The reseller's copy of an operator's action says "platform operator" only.
+        assert entry["actor_user_id"] == actor.user_id or (
+            actor is world.admin and entry["actor_label"] == "platform operator"), entry
+        assert entry["tenant_id"] is not None
+        assert entry["target_type"] and entry["target_id"], entry
+        assert entry["action"] in VERBS, entry["action"]
+        assert not re.search(r"(^|[\s(])\?([\s),]|$)", entry["sentence"]), entry["sentence"]
+        for secret in secrets:
+            assert secret not in entry["text"], (what, entry["action"])
+    assert any(e["actor_user_id"] == actor.user_id for e in entries)
+    assert all(e["tenant_id"] != world.globex.info.id for e in entries)
+
+
+@pytest.fixture
+def app(app, migrated, fake_stripe, receiver):
+    """The test's empty database, with Stripe (the fake) and the local receiver allowed
+    (assign ``app = audit_walk_support.app`` in the module, with ``fake_stripe`` and
+    ``receiver``)."""
+    application = billing_support.create_app(billing_support.stripe_settings(
+        migrated, fake_stripe, ALBEDO_SSRF_ALLOW=f"127.0.0.1:{receiver.port}"))
+    yield application
+    billing_support.dispose(application)
+
+
+@pytest.fixture
+def world(app, platform, acme, globex, api_caller, receiver, fake_stripe) -> World:
+    return World(app=app, platform=platform, acme=acme, globex=globex,
+                 owner=api_caller(acme, role="RESELLER", email="owner@acme.example"),
+                 customer=api_caller(acme, role="USER", email="ann@example.com"),
+                 admin=api_caller(platform, role="ADMIN", email="ops@example.com"),
+                 receiver=receiver, fake_stripe=fake_stripe, api_caller=api_caller)

@@ -50,9 +50,15 @@ def test_a_reseller_changes_its_plan_and_the_change_is_audited(app, acme, globex
                              json={"name": "x"}).status_code == 403
     with app.app_context(), activate(acme.info):
         events = list(db.session.scalars(select(AuditEvent).where(
-            AuditEvent.action == "plan_changed")))
-        assert [e.target_id for e in events] == [str(free), str(pro)]
-        assert events[0].details["after"]["licenses"] == 20_000
+            AuditEvent.action.in_(("plan_updated", "plan_changed")))))
+        # One entry per plan changed: the renamed free plan, then the default moving
+        # (from free to pro); the refused and foreign changes none.
+        assert sorted((e.target_id, tuple(e.details["fields"])) for e in events) == sorted([
+            (str(free), ("licenses", "name")), (str(free), ("is_default",)),
+            (str(pro), ("is_default",))])
+        renamed = next(e for e in events if "name" in e.details["fields"])
+        assert renamed.details["licenses"] == 20_000
+        assert renamed.details["before"] == {"licenses": 250, "name": "Free"}
     with app.app_context(), activate(globex.info):
         from app.billing.models import Plan
 

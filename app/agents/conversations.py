@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Select, func, select
 
-from app.agents.models import Conversation, Execution, Message
+from app.agents.models import Agent, Conversation, Execution, Message
 from app.agents.service import Caller
 from app.errors import ApiError
 from app.extensions import db
@@ -70,3 +70,9 @@ def delete_conversation(caller: Caller, conversation: Conversation) -> None:
     # The database cascades the messages and unlinks the executions (ON DELETE CASCADE and
     # SET NULL), in this same statement.
     db.session.delete(conversation)
+    from app.auth import audit
+
+    agent = db.session.get(Agent, conversation.agent_id)
+    # The agent's name only: a conversation's title is the customer's own words.
+    audit.record("conversation_deleted", **audit.acting(), target_type="conversation",
+                 target_id=conversation.id, agent=agent.name if agent else "(deleted)")

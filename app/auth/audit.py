@@ -19,17 +19,25 @@ ACTIONS = ("sign_in", "sign_in_failed", "api_key_created", "api_key_revoked", "r
            "license_reinstated", "license_revoked", "license_renewed", "license_extended",
            "license_customer_changed", "machine_deactivated", "signing_key_rotated",
            "signing_key_retired",
-           # billing
-           "plan_changed",
+           # billing ("plan_changed": older entries; a plan change is now "plan_updated")
+           "plan_changed", "price_set", "price_removed", "price_book_changed",
+           "plan_usage_changed", "spending_settings_changed", "credits_granted",
+           "ledger_entry_reversed", "payouts_onboarding_started",
            # agents
            "agent_provider_changed", "agent_created", "agent_updated", "agent_deleted",
            "agent_version_created", "agent_published", "agent_rolled_back",
+           "conversation_deleted", "widget_key_created", "widget_key_updated",
+           "widget_key_revoked",
+           # license products and policies
+           "product_created", "product_updated", "product_deleted", "policy_created",
+           "policy_updated", "policy_deleted",
            # people
            "invitation_sent", "invitation_resent", "invitation_revoked", "invitation_accepted",
            "sign_in_as_started", "sign_in_as_ended",
            # settings and selling
            "branding_changed", "plan_created", "plan_updated", "plan_deleted",
            "webhook_endpoint_created", "webhook_endpoint_updated", "webhook_endpoint_deleted",
+           "webhook_delivery_replayed", "rest_hook_subscribed", "rest_hook_unsubscribed",
            # operations (the system page)
            "failed_unit_retried", "failed_unit_discarded")
 

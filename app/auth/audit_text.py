@@ -30,6 +30,8 @@ VERBS: dict[str, str] = {
     "role_changed": "changed the role of {target} from {before} to {after}",
     "user_deactivated": "deactivated {target}",
     "user_reactivated": "reactivated {target}",
+    "user_banned": "banned {target}",
+    "user_unbanned": "lifted the ban on {target}",
     "tenant_created": "onboarded reseller {target}",
     "tenant_suspended": "suspended {target}",
     "tenant_reinstated": "reinstated {target}",
@@ -53,6 +55,24 @@ VERBS: dict[str, str] = {
     "agent_version_created": "saved version {number} of agent {target}",
     "agent_published": "published version {number} of agent {target}",
     "agent_rolled_back": "rolled agent {target} back to version {number}",
+    "conversation_deleted": "deleted a conversation with agent {agent}",
+    "widget_key_created": "created widget key {target}",
+    "widget_key_updated": "changed widget key {target} ({fields})",
+    "widget_key_revoked": "revoked widget key {target}",
+    "product_created": "created product {target}",
+    "product_updated": "changed product {target} ({fields})",
+    "product_deleted": "deleted product {target}",
+    "policy_created": "created license policy {target}",
+    "policy_updated": "changed license policy {target} ({fields})",
+    "policy_deleted": "deleted license policy {target}",
+    "price_set": "set the price for {target}",
+    "price_removed": "removed the price for {target}",
+    "price_book_changed": "changed the price book ({fields})",
+    "plan_usage_changed": "changed the included usage of plan {target}",
+    "spending_settings_changed": "changed the spending settings of {target} ({fields})",
+    "credits_granted": "granted {amount} of credits to {target}",
+    "ledger_entry_reversed": "reversed a usage charge of {target}",
+    "payouts_onboarding_started": "started payouts onboarding with Stripe",
     "invitation_sent": "invited {email}",
     "invitation_resent": "sent the invitation to {email} again",
     "invitation_revoked": "withdrew the invitation to {email}",
@@ -61,11 +81,17 @@ VERBS: dict[str, str] = {
     "sign_in_as_ended": "stopped signing in as {target}{ending}",
     "branding_changed": "changed the branding ({fields})",
     "plan_created": "created plan {target}",
-    "plan_updated": "changed plan {target}",
+    "plan_updated": "changed plan {target} ({fields})",
+    "plan_changed": "changed plan {target}",
     "plan_deleted": "deleted plan {target}",
     "webhook_endpoint_created": "added webhook endpoint {target}",
     "webhook_endpoint_updated": "changed webhook endpoint {target}",
     "webhook_endpoint_deleted": "removed webhook endpoint {target}",
+    "webhook_delivery_replayed": "sent a webhook delivery to {target} again",
+    "rest_hook_subscribed": "subscribed {target}",
+    "rest_hook_unsubscribed": "unsubscribed {target}",
+    "failed_unit_retried": "retried a failed {target_type}",
+    "failed_unit_discarded": "discarded a failed {target_type}",
 }
 
 ROLE_WORDS = {"RESELLER": "a team member", "USER": "a customer", "ADMIN": "an operator"}
@@ -172,6 +198,7 @@ def describe(events: Iterable[AuditEvent], cross: bool = False) -> list[Line]:
                 name = f"a {e.target_type.replace('_', ' ')} (deleted)"
         values = _Defaults({k: v for k, v in details.items() if isinstance(v, str | int)})
         values["target"] = name or ""
+        values.setdefault("target_type", (e.target_type or "").replace("_", " "))
         values["role_word"] = ROLE_WORDS.get(str(details.get("role")), "a member")
         values["ending"] = ENDINGS.get(str(details.get("reason")), "")
         if isinstance(details.get("fields"), list):

@@ -1,5 +1,7 @@
 """Audit what changes in agents, versions, plans, webhook endpoints, branding and domains,
-whoever changes it (a page, the API, a job, the command line).
+and in the settings staff keep (widget keys, license products and policies, the price book
+and its prices, plans' included usage, REST hook subscriptions, customers' spending
+settings), whoever changes it (a page, the API, a job, the command line).
 
 Why a watcher on the session rather than a call in every service: these rows are written
 from many places (pages, API, CLI, jobs) owned by several features; recording the change
@@ -12,7 +14,11 @@ never read here (a rotated webhook secret is recorded as "secret rotated", nothi
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
@@ -28,18 +34,26 @@ _PLAN = ("code", "name", "amount_minor", "currency", "interval", "executions_per
          "agents", "customers", "licenses", "api_keys", "is_default", "active",
          "stripe_price_id")
 _ENDPOINT = ("url", "description", "event_types", "enabled")
+_DEFAULT_BOOK = ("usd", 1_000_000, None, None)  # app.billing.pricing's defaults
 
 
-def _changed(obj: Any, names: tuple[str, ...]) -> dict[str, Any]:
-    """{column: new value} for the watched columns this flush changes."""
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, str | int | float | bool | list | dict) or \
+        value is None else str(value)
+
+
+def _changed(obj: Any, names: tuple[str, ...], before: dict[str, Any] | None = None
+             ) -> dict[str, Any]:
+    """{column: new value} for the watched columns this flush changes (and, into
+    ``before``, the values they had)."""
     state = inspect(obj)
     changes = {}
     for name in names:
         history = state.attrs[name].history
         if history.has_changes():
-            value = history.added[0] if history.added else None
-            changes[name] = value if isinstance(value, str | int | float | bool | list) or \
-                value is None else str(value)
+            changes[name] = _plain(history.added[0] if history.added else None)
+            if before is not None:
+                before[name] = _plain(history.deleted[0] if history.deleted else None)
     return changes
 
 
@@ -76,9 +90,11 @@ def _events(session: Session) -> list[tuple[str, str, Any, dict[str, Any]]]:
             if changes := _changed(obj, _AGENT):
                 found.append(("agent_updated", "agent", obj.id,
                               {"name": obj.name, "fields": sorted(changes), **changes}))
-        elif isinstance(obj, Plan) and (changes := _changed(obj, _PLAN)):
+        elif isinstance(obj, Plan) and (changes := _changed(obj, _PLAN, before := {})):
+            # The one entry for a plan change, whichever path made it (see update_plan).
             found.append(("plan_updated", "plan", obj.id,
-                          {"name": obj.name, "fields": sorted(changes), **changes}))
+                          {"name": obj.name, "fields": sorted(changes), **changes,
+                           "before": before}))
         elif isinstance(obj, WebhookEndpoint):
             changes = _changed(obj, _ENDPOINT)
             if inspect(obj).attrs.secret_encrypted.history.has_changes():
@@ -110,11 +126,110 @@ def _events(session: Session) -> list[tuple[str, str, Any, dict[str, Any]]]:
     return found
 
 
+@dataclass(frozen=True)
+class _Setting:
+    """How one kind of staff-kept setting is audited: its target type, the columns whose
+    change is recorded, its name in a sentence, and its actions (None: not recorded)."""
+
+    kind: str
+    columns: tuple[str, ...]
+    name: Callable[[Any], str]
+    created: str | None
+    updated: str | None
+    deleted: str | None = None
+    target: Callable[[Any], Any] = lambda row: row.id
+    revoked: str | None = None  # the action when ``revoked_at`` is set
+    unchanged: Callable[[Any], bool] = lambda row: False  # a new row that changes nothing
+
+
+@cache
+def _settings() -> dict[type, _Setting]:
+    from app.billing.rebilling_models import CustomerAccount, PlanUsage, Price, PriceBook
+    from app.integrations.models import RestHook
+    from app.licensing.models import Policy, Product
+    from app.widget.models import WidgetKey
+
+    policy_columns = tuple(c.key for c in Policy.__table__.columns
+                           if c.key not in ("id", "tenant_id", "created_at", "updated_at"))
+    return {
+        WidgetKey: _Setting("widget_key", ("name", "allowed_origins", "appearance",
+                                           "monthly_cap", "requires_license"),
+                            lambda k: k.name, "widget_key_created", "widget_key_updated",
+                            revoked="widget_key_revoked"),
+        Product: _Setting("product", ("name", "code", "agent_ids", "entitlements"),
+                          lambda p: p.name, "product_created", "product_updated",
+                          "product_deleted"),
+        Policy: _Setting("policy", policy_columns, lambda p: p.name, "policy_created",
+                         "policy_updated", "policy_deleted"),
+        Price: _Setting("price", ("selector", "audience", "kind", "input_per_million_minor",
+                                  "output_per_million_minor", "per_execution_minor",
+                                  "markup_bp"),
+                        lambda p: p.selector, "price_set", "price_set", "price_removed"),
+        PriceBook: _Setting("price_book", ("currency", "usd_rate_ppm", "meter_event_name",
+                                           "stripe_meter_id"),
+                            lambda b: b.currency.upper(), "price_book_changed",
+                            "price_book_changed", target=lambda b: current_id(),
+                            # Made at its defaults on the first edit, then changed: the
+                            # change is the entry.
+                            unchanged=lambda b: (b.currency, b.usd_rate_ppm, b.meter_event_name,
+                                                 b.stripe_meter_id) == _DEFAULT_BOOK),
+        PlanUsage: _Setting("plan", ("included_minor", "overage_bp"), lambda u: "",
+                            "plan_usage_changed", "plan_usage_changed",
+                            target=lambda u: u.plan_id),
+        # The URL of a subscription is the subscriber's capability: its host only.
+        RestHook: _Setting("rest_hook", ("event_type",),
+                           lambda h: f"{h.event_type} to {urlsplit(h.target_url).hostname}",
+                           "rest_hook_subscribed", None, "rest_hook_unsubscribed"),
+        # Created on a customer's first execution too: only the seller's settings count.
+        CustomerAccount: _Setting("user", ("spending_limit_minor", "limit_mode",
+                                           "credits_enabled", "auto_topup_below_minor",
+                                           "auto_topup_amount_minor"),
+                                  lambda a: "", None, "spending_settings_changed",
+                                  target=lambda a: a.user_id),
+    }
+
+
+def _setting_events(session: Session) -> list[tuple[str, str, Any, dict[str, Any]]]:
+    settings = _settings()
+    found: list[tuple[str, str, Any, dict[str, Any]]] = []
+    for bucket, when in ((session.new, "created"), (session.dirty, "updated"),
+                         (session.deleted, "deleted")):
+        for obj in bucket:
+            setting = settings.get(type(obj))
+            if setting is None:
+                continue
+            if when == "created" and obj.id is None:
+                obj.id = new_id()
+            action = getattr(setting, when)
+            details: dict[str, Any] = {}
+            if when == "updated":
+                revoked = setting.revoked and inspect(obj).attrs.revoked_at.history
+                if revoked and revoked.added and revoked.added[0] is not None:
+                    found.append((setting.revoked, setting.kind, setting.target(obj),
+                                  {"name": setting.name(obj)}))
+                before: dict[str, Any] = {}
+                details = _changed(obj, setting.columns, before)
+                if not details:
+                    continue
+                details = {"fields": sorted(details), **details, "before": before}
+            elif when == "created":
+                if setting.unchanged(obj):
+                    continue
+                details = {name: _plain(getattr(obj, name)) for name in setting.columns
+                           if setting.kind != "rest_hook"}
+                details["fields"] = sorted(name for name, value in details.items()
+                                           if value is not None)
+            if action:
+                found.append((action, setting.kind, setting.target(obj),
+                              {"name": setting.name(obj), **details}))
+    return found
+
+
 def _before_flush(session: Session, flush_context, instances) -> None:
     tenant_id = current_id()
     if tenant_id is None or session is not db.session.registry():
         return
-    found = _events(session)
+    found = _events(session) + _setting_events(session)
     if not found:
         return
     from app.auth import audit

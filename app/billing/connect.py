@@ -53,6 +53,10 @@ def start_onboarding() -> str:
                 options={"idempotency_key": f"albedo-connect-{tenant.id}"})
             row = apply_account(ConnectAccount(stripe_account_id=remote["id"]), plain(remote))
             db.session.add(row)
+            from app.auth import audit
+
+            audit.record("payouts_onboarding_started", **audit.acting(), target_type="tenant",
+                         target_id=tenant.id)
             db.session.flush()
         link = client().v1.account_links.create({
             "account": row.stripe_account_id, "type": "account_onboarding",

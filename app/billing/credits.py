@@ -101,8 +101,14 @@ def credit(user_id: uuid.UUID, amount_minor: int, *, source: str,
 
 def grant(user_id: uuid.UUID | str, amount_minor: int) -> dict[str, Any]:
     """The seller adds credits by hand (a goodwill credit, a payment taken elsewhere)."""
+    from app.auth import audit
+    from app.billing.money import format_money
+
     user = _customer(user_id)
     credit(user.id, amount_minor, source="manual")
+    audit.record("credits_granted", **audit.acting(), target_type="user", target_id=user.id,
+                 email=user.email, amount=format_money(amount_minor,
+                                                       pricing.load_book().currency))
     return describe(user.id)
 
 

@@ -218,6 +218,11 @@ def reverse(entry_id: uuid.UUID | str, reason: str) -> LedgerEntry:
         spending.refund_credits(original.customer_id, original.credits_micro)
     db.session.add(entry)
     db.session.flush()
+    from app.auth import audit
+
+    audit.record("ledger_entry_reversed", **audit.acting(), target_type="user",
+                 target_id=original.customer_id, entry_id=str(original.id),
+                 reason=entry.reason)
     return entry
 
 

@@ -69,10 +69,10 @@ def update_plan(plan: Plan, changes: dict) -> Plan:
     """Change a plan's name, limits or whether it is the default (audited).
 
     Making a plan the default takes that role from the previous default; limits apply
-    from the next check (nothing already used is taken back).
+    from the next check (nothing already used is taken back). The audit watcher records
+    the change ("plan_updated", with before and after) for this path and every other one,
+    so nothing is recorded here: one entry per change.
     """
-    from app.auth import audit
-
     problems: dict[str, str] = {}
     if "name" in changes and not (changes["name"] or "").strip():
         problems["name"] = "cannot be empty"
@@ -80,15 +80,12 @@ def update_plan(plan: Plan, changes: dict) -> Plan:
         problems["is_default"] = "make another plan the default instead"
     if problems:
         raise ApiError(422, "invalid_plan", "The plan is invalid.", details={"fields": problems})
-    before = {k: getattr(plan, k) for k in changes}
     if changes.get("is_default") and not plan.is_default:
         for other in db.session.scalars(select(Plan).where(Plan.is_default.is_(True))):
             other.is_default = False
         db.session.flush()  # one default per tenant: clear the old before setting the new
     for key, value in changes.items():
         setattr(plan, key, value.strip() if key == "name" else value)
-    audit.record("plan_changed", **audit.acting(), target_type="plan", target_id=plan.id,
-                 before=before, after=changes)
     return plan
 
 

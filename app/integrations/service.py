@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from sqlalchemy import Select, or_, select
 
@@ -223,6 +224,12 @@ def replay(delivery: WebhookDelivery) -> WebhookDelivery:
             raise ApiError(409, "endpoint_disabled", "Enable the endpoint before replaying.")
     delivery.status, delivery.run_attempts, delivery.dispatches = "pending", 0, 0
     delivery.next_attempt_at, delivery.last_error = clock.now(), None
+    from app.auth import audit
+
+    # A REST hook's URL is its subscriber's capability: its host only.
+    audit.record("webhook_delivery_replayed", **audit.acting(), target_type="webhook_delivery",
+                 target_id=delivery.id, event_type=delivery.event.type,
+                 url=delivery.url if delivery.endpoint_id else urlsplit(delivery.url).hostname)
     db.session.flush()
     events.schedule(delivery)
     return delivery

@@ -6,6 +6,8 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
+
 
 @dataclass
 class Recorded:
@@ -64,3 +66,11 @@ def start_receiver(port: int = 0) -> Receiver:
     holder["r"] = receiver
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return receiver
+
+
+@pytest.fixture
+def receiver():
+    """A receiver for one test (import this fixture into a test module)."""
+    r = start_receiver()
+    yield r
+    r.close()

@@ -173,6 +173,16 @@ class World:
         return self.post(self.platform, f"/api/v1/platform/resellers/{self.acme.info.id}/domains",
                          self.admin, {"hostname": "agents.acme.example"})["id"]
 
+    def domain_in_dns(self) -> str:
+        """A pending custom domain of acme whose TXT record is published (the lookup passes)."""
+        from tenants.verification import record_name
+
+        made = self.post(self.platform, f"/api/v1/platform/resellers/{self.acme.info.id}/domains",
+                         self.admin, {"hostname": "agents.acme.example"})
+        self.app.extensions["test_dns"].set_txt(record_name(made["hostname"]),
+                                                made["verification_token"])
+        return made["id"]
+
     def owner_invitation(self) -> str:
         from app.auth.models import Invitation
         from app.extensions import db
@@ -292,10 +302,16 @@ def app(app, migrated, fake_stripe, receiver):
     """The test's empty database, with Stripe (the fake) and the local receiver allowed
     (assign ``app = audit_walk_support.app`` in the module, with ``fake_stripe`` and
     ``receiver``)."""
+    from tests.fakes.dns_server import FakeDNSServer
+
+    dns = FakeDNSServer().start()  # custom domains are verified by a real TXT lookup
     application = billing_support.create_app(billing_support.stripe_settings(
-        migrated, fake_stripe, ALBEDO_SSRF_ALLOW=f"127.0.0.1:{receiver.port}"))
+        migrated, fake_stripe, ALBEDO_SSRF_ALLOW=f"127.0.0.1:{receiver.port}",
+        ALBEDO_DNS_RESOLVER=dns.address))
+    application.extensions["test_dns"] = dns
     yield application
     billing_support.dispose(application)
+    dns.stop()
 
 
 @pytest.fixture

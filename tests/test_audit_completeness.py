@@ -224,6 +224,11 @@ walk(f"POST {_RESELLERS}/{{tenant_id}}/domains",
 walk(f"DELETE {_RESELLERS}/{{tenant_id}}/domains/{{domain_id}}",
      lambda w: f"{_RESELLERS}/{w.acme.info.id}/domains/{w.domain()}",
      actor="admin", site="platform")
+walk(f"POST {_RESELLERS}/{{tenant_id}}/domains/{{domain_id}}/verify",
+     lambda w: f"{_RESELLERS}/{w.acme.info.id}/domains/{w.domain_in_dns()}/verify",
+     actor="admin", site="platform")
+walk("POST /api/v1/tenant/domains/{domain_id}/verify",
+     lambda w: f"/api/v1/tenant/domains/{w.domain_in_dns()}/verify")
 walk(f"POST {_RESELLERS}/{{tenant_id}}/invitations/{{invitation_id}}/{{action}}",
      lambda w: f"{_RESELLERS}/{w.owner_invitation()}/revoke", actor="admin", site="platform")
 walk(f"POST {_RESELLERS}/{{tenant_id}}/{{action}}",

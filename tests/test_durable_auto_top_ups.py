@@ -174,3 +174,23 @@ def _wait(barrier: threading.Barrier) -> None:
     """Wait until the other charge has read the account too."""
     with contextlib.suppress(threading.BrokenBarrierError):
         barrier.wait(5)
+
+
+def test_a_top_up_no_longer_needed_is_canceled_without_charging(
+        app, fake_stripe, acme, globex, make_user):
+    fake = fake_stripe
+    ann, _, _ = topped_up_customer(app, acme, fake, make_user)
+    gus, _, globex_account = topped_up_customer(app, globex, fake, make_user)
+    charge_once(app, acme, ann)
+    charge_once(app, globex, gus)
+    with app.app_context(), activate(acme.info):
+        credits.grant(ann, 1000)  # credits arrived another way while the top-up waited
+        db.session.commit()
+    run_jobs(app, "default")
+    [canceled] = _top_ups(app, acme)
+    assert (canceled.status, canceled.reason.split(":")[0]) == ("canceled", "not_needed")
+    assert _balance(app, acme) == 1200
+    [paid] = _top_ups(app, globex)
+    assert paid.status == "succeeded" and _balance(app, globex) == 1200
+    [call] = fake.calls_to("POST", "/v1/payment_intents")
+    assert call.headers["Stripe-Account"] == globex_account

@@ -9,7 +9,8 @@ idempotency key, so an attempt repeated after a crash (the lease passed, the swe
 it again) gets Stripe's first answer back instead of a second charge, and the credit's unique
 Stripe reference credits it once.
 
-Endings: ``succeeded`` (credited); ``failed`` with a reason: a declined card
+Endings: ``succeeded`` (credited); ``canceled`` (``not_needed``: credits arrived another way
+while it waited, the card is not charged); ``failed`` with a reason: a declined card
 (``card_declined: ...``), a payment that needs the customer (``payment_requires_action``),
 no saved card, top-ups turned off meanwhile, Stripe unreachable after every attempt, or
 jobs lost too often (``dispatch_attempts_exhausted``). A failed top-up leaves the account
@@ -27,6 +28,7 @@ from flask import current_app
 from sqlalchemy import and_, or_, select, update
 
 from app import clock
+from app.billing import pricing
 from app.billing.rebilling_models import AutoTopUp, CustomerAccount
 from app.extensions import db
 from jobs.durable import (
@@ -46,7 +48,7 @@ MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
 # The Stripe client's own timeouts and retries stay well inside this.
 CHARGE_LEASE = timedelta(seconds=120)
 OPEN = ("queued", "running")
-FINISHED = ("succeeded", "failed")
+FINISHED = ("succeeded", "failed", "canceled")
 _REASON = "the top-up recovery looks for top-ups whose job was lost, in every tenant"
 
 
@@ -131,6 +133,10 @@ def run(top_up_id: uuid.UUID) -> str:
         return "skipped"
     top_up = db.session.get(AutoTopUp, top_up_id, populate_existing=True)
     account = db.session.get(CustomerAccount, top_up.account_id)
+    if account is not None and account.credit_balance_micro >= \
+            (account.auto_topup_below_minor or 0) * pricing.MICRO:
+        # Credits arrived another way while it waited: the card is not charged.
+        return _finish(top_up, "canceled", "not_needed: the balance is above the threshold")
     refused = _refusal(account)
     if refused:
         return _finish(top_up, "failed", refused)

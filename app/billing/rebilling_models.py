@@ -241,7 +241,7 @@ class AutoTopUp(IdMixin, TenantScoped, TimestampMixin, Dispatched, db.Model):
 
     __tablename__ = "billing_auto_topups"
     __table_args__ = (
-        CheckConstraint("status IN ('queued', 'running', 'succeeded', 'failed')",
+        CheckConstraint("status IN ('queued', 'running', 'succeeded', 'failed', 'canceled')",
                         name="status"),
         CheckConstraint("amount_minor > 0", name="amount"),
         Index("uq_billing_auto_topups_open", "account_id", unique=True,

@@ -43,7 +43,7 @@ def upgrade():
     sa.Column('tenant_id', sa.Uuid(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
-    sa.CheckConstraint("status IN ('queued', 'running', 'succeeded', 'failed')",
+    sa.CheckConstraint("status IN ('queued', 'running', 'succeeded', 'failed', 'canceled')",
                        name=op.f('ck_billing_auto_topups_status')),
     sa.CheckConstraint('amount_minor > 0', name=op.f('ck_billing_auto_topups_amount')),
     sa.ForeignKeyConstraint(['account_id'], ['billing_customer_accounts.id'],

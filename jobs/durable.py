@@ -1,12 +1,12 @@
 """Durable work: the database row decides, Redis only carries.
 
-Every unit of background work (an execution, an email, a webhook delivery, a bulk issue, a
-periodic task) is a row with a state, an attempt count, a lease or next-attempt time and a
-final reason. An RQ job is only a *hint* to look at that row now: a job that is lost (Redis
-restarted empty, a worker SIGKILLed, an enqueue that failed while Redis was down) delays the
-work and never loses it, because the one recovery sweep below (``jobs.recover``, enqueued by
-the periodic ticker of every worker, jobs/periodic.py) asks each feature what is due and not
-running, and dispatches it again:
+Every unit of background work (an execution, an email, a webhook delivery, a bulk issue, an
+automatic credit top-up, a periodic task) is a row with a state, an attempt count, a lease
+or next-attempt time and a final reason. An RQ job is only a *hint* to look at that row now:
+a job that is lost (Redis restarted empty, a worker SIGKILLed, an enqueue that failed while
+Redis was down) delays the work and never loses it, because the one recovery sweep below
+(``jobs.recover``, enqueued by the periodic ticker of every worker, jobs/periodic.py) asks
+each feature what is due and not running, and dispatches it again:
 
 * queued for longer than the grace period with no live job (queued or started) in Redis;
 * running past its lease (its worker died): retried, or failed with a reason after its
@@ -127,6 +127,25 @@ def redispatch(model: Any, row_id: Any, dispatches: int, task_name: str, *args: 
         return "skipped"
     enqueue(task_name, *args, tenant_id=tenant_id, job_id=job_id)
     return "dispatched"
+
+
+def revive_each(statement: Any, reason: str, sweep: Sweep,
+                revive: Callable[[Any, Sweep], str]) -> dict[str, int]:
+    """Run ``revive(row_id, sweep)`` in each row's tenant for the ``(id, tenant_id)`` rows
+    ``statement`` selects across tenants (``reason`` says why); counts what each returned
+    (``dispatched``, ``failed`` or ``skipped``)."""
+    from app.extensions import db
+    from tenants.service import acting_as
+
+    rows = db.session.execute(statement.limit(1000)
+                              .execution_options(cross_tenant=reason)).all()
+    db.session.rollback()
+    outcome = {"dispatched": 0, "failed": 0, "skipped": 0}
+    for row_id, tenant_id in rows:
+        with acting_as(tenant_id) as found:
+            if found:
+                outcome[revive(row_id, sweep)] += 1
+    return outcome
 
 
 def recover(now: datetime | None = None) -> dict[str, dict[str, int]]:

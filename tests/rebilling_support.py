@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import func, select
@@ -45,3 +47,47 @@ def start(application, site, user_id, agent_id, text: str = "hi", role: str = "U
         agent = get_agent(caller, agent_id)
         execution, _ = executions.start_execution(caller, agent, input=text, **kwargs)
         return execution.id
+
+
+def topped_up_customer(app, site, fake, make_user,
+                       balance: int = 300) -> tuple[uuid.UUID, str, str]:
+    """A customer with credits (``balance``), a saved card, and top-ups of 1000 below 250;
+    each execution costs 100."""
+    from tests.billing_support import connect
+
+    account = connect(app, site, fake)
+    set_book(app, site, kind="execution", per_execution_minor=100)
+    user = make_user(site, "ann@example.com")
+    card = fake._new_customer({"email": "ann@example.com"}, account)["id"]
+    from app.billing import credits
+    from app.billing.rebilling_models import CustomerAccount
+
+    with app.app_context(), activate(site.info):
+        credits.update_settings(user, {"credits_enabled": True, "auto_topup_below": 250,
+                                       "auto_topup_amount": 1000})
+        credits.grant(user, balance)
+        db.session.scalars(select(CustomerAccount)).one().stripe_customer_id = card
+        db.session.commit()
+    return user, card, account
+
+
+def charge_once(app, site, user: uuid.UUID, before_write=None) -> None:
+    """One execution's charge (its book's price), as the ledger makes it when the execution
+    ends; ``before_write`` runs once the charge has read the account, before it writes."""
+    from app import clock
+    from app.billing import ledger, spending
+
+    with app.app_context(), activate(site.info):
+        execution = SimpleNamespace(
+            id=uuid.uuid4(), caller_user_id=user, prompt_tokens=5, completion_tokens=5,
+            cost_micros=1, agent_id=uuid.uuid4(), model="m", version_number=1,
+            finished_at=clock.now(), source="api", license_id=None, api_key_id=None,
+            started_at=clock.now())
+        spending.admit(spending.prepare(user, execution.agent_id, "m", "hi", "", 10),
+                       execution.id)
+        db.session.commit()
+        write = ledger.on_execution_finished(execution, "succeeded")  # reads the account
+        if before_write:
+            before_write()
+        write()
+        db.session.commit()

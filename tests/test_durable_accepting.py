@@ -88,3 +88,28 @@ def test_a_bulk_issue_accepted_while_redis_is_down_is_stored_then_run(
     with app.app_context(), activate(globex.info):
         assert db.session.scalar(select(func.count()).select_from(BulkIssue)) == 0
 
+
+def test_a_widget_chat_answers_503_and_stores_nothing_while_redis_is_down(
+        make_agents_app, fake, acme, globex, api_caller, monkeypatch):  # noqa: F811
+    from app.billing.rebilling_models import LedgerEntry
+    from app.widget.models import WidgetExecution
+    from tests.widget_support import ORIGIN, embed, make_widget, token_for
+
+    application = make_agents_app()
+    client = host_client(application, acme.host)
+    ann = api_caller(acme, email="ann@example.com")
+    api_caller(globex, email="ann@example.com")
+    key = make_widget(client, ann.headers, monthly_cap=5)["key"]
+    token = token_for(client, key).get_json()["token"]
+    _redis_down(monkeypatch)
+    monkeypatch.setattr(sys.modules["app.widget.api"], "get_redis", _dead_redis)
+    answer = client.post(embed(key, "/chat"), json={"message": "hello"},
+                         headers={"Authorization": f"Bearer {token}", "Origin": ORIGIN})
+    assert answer.status_code == 503, answer.get_data(as_text=True)
+    assert answer.get_json()["error"]["code"] == "service_unavailable"
+    assert int(answer.headers["Retry-After"]) > 0
+    for site in (acme, globex):
+        with application.app_context(), activate(site.info):
+            for model in (Execution, WidgetExecution, LedgerEntry):
+                assert db.session.scalar(select(func.count()).select_from(model)) == 0
+            assert db.session.scalar(select(func.coalesce(func.sum(QuotaCounter.used), 0))) == 0

@@ -3,20 +3,16 @@ credits.low; two tenants with look-alike customers."""
 
 from __future__ import annotations
 
-import uuid
-from types import SimpleNamespace
-
 from sqlalchemy import select
 
-from app import clock
-from app.billing import credits, ledger
-from app.billing.rebilling_models import CreditTopUp, CustomerAccount
+from app.billing.rebilling_models import AutoTopUp, CreditTopUp, CustomerAccount
 from app.extensions import db
 from app.integrations.models import WebhookEvent
 from tenants.context import activate
 from tests import billing_support
 from tests.billing_support import connect, fake_stripe, post_event  # noqa: F401  (fixture)
-from tests.rebilling_support import set_book
+from tests.jobs_helpers import run_jobs
+from tests.rebilling_support import charge_once, set_book, topped_up_customer
 
 app = billing_support.app
 
@@ -63,34 +59,17 @@ def test_a_checkout_top_up_is_credited_once_to_the_right_customer(
 def test_credits_low_is_announced_once_and_the_saved_card_tops_up(
         app, fake_stripe, acme, make_user):
     fake = fake_stripe
-    account = connect(app, acme, fake)
-    set_book(app, acme, kind="execution", per_execution_minor=100)
-    ann = make_user(acme, "ann@example.com")
-    customer = fake._new_customer({"email": "ann@example.com"}, account)["id"]
+    ann, _card, account = topped_up_customer(app, acme, fake, make_user, balance=400)
+    for _ in range(3):  # 400 → 300 → 200 (low) → 100 (still low: announced once)
+        charge_once(app, acme, ann)
     with app.app_context(), activate(acme.info):
-        credits.update_settings(ann, {"credits_enabled": True, "auto_topup_below": 250,
-                                      "auto_topup_amount": 1000})
-        credits.grant(ann, 400)
-        db.session.scalars(select(CustomerAccount)).one().stripe_customer_id = customer
-        db.session.commit()
-        for _ in range(3):  # 400 → 300 → 200 (low) → 100 (still low: announced once)
-            execution = SimpleNamespace(
-                id=uuid.uuid4(), caller_user_id=ann, prompt_tokens=5, completion_tokens=5,
-                cost_micros=1, agent_id=uuid.uuid4(), model="m", version_number=1,
-                finished_at=clock.now(), source="api", license_id=None, api_key_id=None,
-                started_at=clock.now())
-            from app.billing import spending
-
-            spending.admit(spending.prepare(ann, execution.agent_id, "m", "hi", "", 10),
-                           execution.id)
-            ledger.on_execution_finished(execution, "succeeded")()
-            db.session.commit()
         low = db.session.scalars(select(WebhookEvent).where(
             WebhookEvent.type == "credits.low")).all()
         assert [e.data["balance"] for e in low] == [200]
-        assert credits.auto_top_up(ann) == "credited"
-        db.session.commit()
-        assert credits.auto_top_up(ann) == "not_needed"
+    run_jobs(app, "default")  # the top-up opened by the crossing (app/billing/auto_top_ups.py)
+    run_jobs(app, "default")  # nothing left: its job was carried once
+    with app.app_context(), activate(acme.info):
+        assert [t.status for t in db.session.scalars(select(AutoTopUp))] == ["succeeded"]
     assert _balance(app, acme, ann) == 1100 * 10**6
     intent = fake.calls_to("POST", "/v1/payment_intents")
     assert len(intent) == 1 and intent[0].headers["Stripe-Account"] == account

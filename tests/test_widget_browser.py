@@ -160,6 +160,10 @@ def test_the_widget_streams_an_answer_and_keeps_the_conversation(embedded):
     assert "today" not in answer.inner_text()
     env["fake"].release.set()
     answer.filter(has_text="Your parcel ships today").wait_for(timeout=30_000)
+    # The last token shows before the worker commits the turn to the conversation; the
+    # stream's end (the bubble no longer busy) comes after that commit. Reloading before it
+    # raced the worker's commit (a loaded machine lost it): the history was still empty.
+    page.locator(".msg.assistant[aria-busy]").wait_for(state="detached", timeout=30_000)
 
     # A reload: the same visitor (localStorage) sees the conversation so far.
     page.reload()

@@ -166,32 +166,6 @@ def apply_checkout(session: dict[str, Any]) -> bool:
     return True
 
 
-def auto_top_up(user_id: uuid.UUID) -> str:
-    """Charge the saved card for the automatic top-up amount, once per low balance."""
-    from app.billing.config import stripe_config
-    from app.billing.connect import connect_account
-    from app.billing.stripe_client import client, on_account, plain
-
-    account = spending.account_of(user_id)
-    if account is None or not account.auto_topup_amount_minor or not account.credits_enabled:
-        return "off"
-    if account.credit_balance_micro >= (account.auto_topup_below_minor or 0) * pricing.MICRO:
-        return "not_needed"
-    connected = connect_account()
-    if stripe_config() is None or connected is None or not account.stripe_customer_id:
-        return "no_payment_method"
-    ref = f"auto-{account.id}-{account.credit_balance_micro}"
-    intent = plain(client().v1.payment_intents.create(
-        {"amount": account.auto_topup_amount_minor, "currency": pricing.load_book().currency,
-         "customer": account.stripe_customer_id, "off_session": True, "confirm": True,
-         "metadata": {PURPOSE_KEY: CREDITS, "user_id": str(user_id)}},
-        options=on_account(connected.stripe_account_id, idempotency_key=ref)))
-    if intent.get("status") != "succeeded":
-        return intent.get("status") or "failed"
-    credit(user_id, account.auto_topup_amount_minor, source="auto", stripe_ref=intent["id"])
-    return "credited"
-
-
 def apply_checkout_event(event: dict[str, Any], account: str | None,
                          connected: Any) -> tuple[str, uuid.UUID | None] | None:
     """A ``checkout.session.completed`` for a credits top-up: re-read the session from

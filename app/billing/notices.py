@@ -85,7 +85,7 @@ def _credits_low(facts: dict, user_id: uuid.UUID, balance: int, currency: str,
                          "auto_top_up": facts["top_up"]},
          owner_user_id=user_id, ahead=ahead)
     if facts["top_up"]:
-        from jobs.enqueue import enqueue_after_commit
+        from app.billing.auto_top_ups import open_for
 
-        enqueue_after_commit(db.session, "billing.auto_top_up", str(user_id),
-                             job_id=f"auto-top-up-{facts['account_id']}-{balance}")
+        # Its row in this transaction, its job after the commit (durable work).
+        open_for(facts["account_id"], user_id, facts["top_up"], balance, currency)

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
 from app.models import IdMixin, TimestampMixin, UTCDateTime
+from jobs.models import Dispatched
 from tenants.isolation import TenantScoped
 
 PRICE_KINDS = ("tokens", "execution", "markup")
@@ -228,6 +229,46 @@ class CreditTopUp(IdMixin, TenantScoped, TimestampMixin, db.Model):
     stripe_ref: Mapped[str | None] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(12), nullable=False, default="pending")
     credited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AutoTopUp(IdMixin, TenantScoped, TimestampMixin, Dispatched, db.Model):
+    """One automatic top-up: a unit of durable work (jobs/durable.py), written in the
+    transaction of the charge that took the balance below the threshold and carried to a
+    worker by a job. The row decides: a lost job is dispatched again by the recovery sweep,
+    and the saved card is charged under this row's id as Stripe's idempotency key, so a
+    repeated attempt never charges twice. At most one is open per account (the partial
+    unique index): two charges crossing the threshold together top up once."""
+
+    __tablename__ = "billing_auto_topups"
+    __table_args__ = (
+        CheckConstraint("status IN ('queued', 'running', 'succeeded', 'failed', 'canceled')",
+                        name="status"),
+        CheckConstraint("amount_minor > 0", name="amount"),
+        Index("uq_billing_auto_topups_open", "account_id", unique=True,
+              sqlite_where=text("status IN ('queued', 'running')"),
+              postgresql_where=text("status IN ('queued', 'running')")),
+        # The recovery sweep's scan: unfinished top-ups by state.
+        Index("ix_billing_auto_topups_status", "status"),
+    )
+
+    account_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("billing_customer_accounts.id", ondelete="CASCADE"), nullable=False)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    amount_minor: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    # The balance (micro-minor units) after the charge that crossed the threshold.
+    balance_micro: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    status: Mapped[str] = mapped_column(String(12), nullable=False, default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # While queued after a transient failure: when it is due again.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # While running: past this, the worker that claimed it is presumed dead.
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    payment_intent_id: Mapped[str | None] = mapped_column(String(255))
+    # Why it failed (``card_declined: ...``), or the last transient error while retrying.
+    reason: Mapped[str | None] = mapped_column(Text)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class PlanUsage(IdMixin, TenantScoped, TimestampMixin, db.Model):

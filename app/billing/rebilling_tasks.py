@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
-import stripe
 from sqlalchemy import select
 
+# auto_top_ups also registers its recoverer (jobs/durable.py) when the tasks load.
+from app.billing import auto_top_ups
 from app.extensions import db
 from jobs.queues import DEFAULT
-from jobs.registry import TransientError, task
+from jobs.registry import task
 
 
 @task("billing.report_usage", queue=DEFAULT, tenant_scoped=False, retry_intervals=(60, 300))
@@ -32,15 +34,7 @@ def report_usage_job() -> dict[str, Any]:
     return totals
 
 
-@task("billing.auto_top_up", queue=DEFAULT, retry_intervals=(60, 300, 900))
-def auto_top_up_job(user_id: str) -> str:
-    import uuid
-
-    from app.billing import credits
-
-    try:
-        outcome = credits.auto_top_up(uuid.UUID(user_id))
-    except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as exc:
-        raise TransientError(f"Stripe unavailable for an automatic top-up: {exc}") from exc
-    db.session.commit()
-    return outcome
+@task("billing.auto_top_up", queue=DEFAULT, retry_intervals=())
+def auto_top_up_job(top_up_id: str) -> str:
+    """Carry one automatic top-up (app/billing/auto_top_ups.py); its row keeps the retries."""
+    return auto_top_ups.run(uuid.UUID(top_up_id))

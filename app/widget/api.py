@@ -22,6 +22,7 @@ from app.api.pagination import page_of, paginate
 from app.auth.guard import current_principal, require
 from app.errors import ApiError
 from app.extensions import db
+from app.redis import get_redis
 from app.widget import keys, service
 from app.widget.models import WidgetKey
 from app.widget.schemas import (
@@ -217,9 +218,15 @@ class EmbedChat(MethodView):
                         "and conversation), then `status`, `token` and `end` events")
     @embed_blp.alt_response(429, description="`rate_limited`, or `quota_exceeded` (the key's "
                             "monthly cap or its owner's plan)")
+    @embed_blp.alt_response(503, description="`service_unavailable`: the job queue is "
+                            "unreachable; nothing was stored or charged")
     def post(self, body, key):
         """Send the visitor's message; the answer streams back token by token (SSE)."""
         session = _session()
+        # The answer streams in this response: without Redis, a clean 503 before anything is
+        # stored or charged (the rate limits below let a visitor through when Redis is down),
+        # rather than a stored run whose 200 stream breaks off.
+        get_redis().ping()
         execution = service.send(session, body["message"], request.remote_addr or "unknown")
         ids = {"execution_id": str(execution.id),
                "conversation_id": str(execution.conversation_id)}

@@ -72,6 +72,10 @@ class FakeStripe:
     calls: list[Call] = field(default_factory=list)
     prices: dict[str, dict[str, Any]] = field(default_factory=dict)
     failures: list[tuple[str, str, int]] = field(default_factory=list)
+    # Customers whose saved card is declined (an off-session payment answers a card_error).
+    declining: set[str] = field(default_factory=set)
+    # (account, Idempotency-Key) → a payment intent's first answer, replayed as Stripe does.
+    replies: dict[tuple[str, str], tuple[int, dict[str, Any]]] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
     clock: Any = time.time  # meter events' "created" and the 24-hour adjustment rule
     _counter: int = 0
@@ -476,6 +480,8 @@ class FakeStripe:
 
     def _payment_intent(self, params: dict[str, Any], account: str | None) -> dict[str, Any]:
         self._find(params.get("customer", ""), account)
+        if params.get("customer") in self.declining:
+            raise _Problem(402, "Your card was declined.", "card_declined", "card_error")
         intent = {"id": self._id("pi"), "object": "payment_intent",
                   "amount": _int(params.get("amount"), 0), "currency": params.get("currency"),
                   "customer": params["customer"], "status": "succeeded",
@@ -503,9 +509,10 @@ def _float(value: Any) -> float | None:
 
 
 class _Problem(Exception):
-    def __init__(self, status: int, message: str, code: str | None):
+    def __init__(self, status: int, message: str, code: str | None,
+                 kind: str = "invalid_request_error"):
         super().__init__(message)
-        self.status, self.message, self.code = status, message, code
+        self.status, self.message, self.code, self.kind = status, message, code, kind
 
 
 def start_stripe() -> FakeStripe:
@@ -530,13 +537,24 @@ def start_stripe() -> FakeStripe:
                         payload = {"error": {"type": "api_error",
                                              "message": "An unknown error occurred."}}
                         break
-            if status == 200:
+            # Payment intents replay their first answer for a repeated Idempotency-Key, as
+            # Stripe does (a charge retried after a crash is the same charge); other objects
+            # are created afresh, as the tests written before this expect.
+            replay = (account or "", self.headers.get("Idempotency-Key") or "")
+            if not url.path.startswith("/v1/payment_intents"):
+                replay = (replay[0], "")
+            if status == 200 and self.command == "POST" and replay[1] \
+                    and replay in fake.replies:
+                status, payload = fake.replies[replay]
+            elif status == 200:
                 try:
                     status, payload = fake.handle(self.command, url.path, params, account)
                 except _Problem as problem:
                     status = problem.status
-                    payload = {"error": {"type": "invalid_request_error",
-                                         "message": problem.message, "code": problem.code}}
+                    payload = {"error": {"type": problem.kind, "message": problem.message,
+                                         "code": problem.code}}
+                if self.command == "POST" and replay[1] and status < 500:
+                    fake.replies[replay] = (status, payload)
             fake.calls.append(Call(self.command, url.path, dict(self.headers), params, status))
             data = json.dumps(payload).encode()
             self.send_response(status)

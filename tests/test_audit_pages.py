@@ -169,6 +169,8 @@ page("/people/invitations/<uuid:invitation_id>/<any(resend, revoke):action>",
      lambda w: f"/people/invitations/{w.invitation()}/revoke")
 page("/people/users/<uuid:user_id>/<any(deactivate, reactivate):action>",
      lambda w: f"/people/users/{w.customer.user_id}/deactivate")
+page("/people/customers/<uuid:customer_id>/<any(ban, unban):action>",
+     lambda w: f"/people/customers/{w.customer.user_id}/ban")
 page("/people/customers/<uuid:customer_id>/sign-in-as",
      lambda w: f"/people/customers/{w.customer.user_id}/sign-in-as")
 page("/sign-in-as/end", _signed_in_as)
@@ -183,6 +185,8 @@ page("/settings/api-keys/<uuid:key_id>/revoke",
 page("/settings/branding", lambda w: "/settings/branding",
      {"display_name": "Acme AI", "primary_color": "#e11d48", "accent_color": "#f59e0b",
       "support_email": "", "logo_url": "", "license_key_prefix": "ACME"})
+page("/settings/domains/<uuid:domain_id>/verify",
+     lambda w: f"/settings/domains/{w.domain_in_dns()}/verify")
 page("/settings/sign-in/<provider>", lambda w: "/settings/sign-in/google", _oauth_app)
 page("/settings/sign-in/signup", lambda w: "/settings/sign-in/signup")
 # The platform operator's.
@@ -191,6 +195,9 @@ page("/admin/resellers", lambda w: "/admin/resellers",
      operator=True)
 page("/admin/resellers/<uuid:tenant_id>", lambda w: f"/admin/resellers/{w.acme.info.id}",
      {"hostname": "agents.acme.example"}, operator=True)
+page("/admin/resellers/<uuid:tenant_id>/domains/<uuid:domain_id>/verify",
+     lambda w: f"/admin/resellers/{w.acme.info.id}/domains/{w.domain_in_dns()}/verify",
+     operator=True)
 page("/admin/resellers/<uuid:tenant_id>/<any(suspend, reinstate):action>",
      lambda w: f"/admin/resellers/{w.acme.info.id}/suspend", operator=True)
 page("/admin/resellers/<uuid:tenant_id>/invitations/<uuid:invitation_id>/"

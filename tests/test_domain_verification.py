@@ -279,3 +279,47 @@ def test_the_operator_checks_a_resellers_domain_in_dns_too(app, dns_app, dns, pl
     assert api.post(path, headers=admin.headers).get_json()["verified"] is True
     assert _verified(app, acme, ACME_HOST) and not _verified(app, globex, GLOBEX_HOST)
     assert ("verified", ACME_HOST) in _domain_changes(app, platform)  # the operator's log
+
+
+def test_the_operator_checks_dns_from_the_resellers_page(app, dns_app, dns, platform, acme,
+                                                        globex, make_user):
+    acme_id, acme_token = _attach(app, acme, ACME_HOST)
+    globex_id, globex_token = _attach(app, globex, GLOBEX_HOST)
+    make_user(platform, "admin@example.com", role="ADMIN")
+    operator = _on(dns_app, platform)
+    login(operator, "admin@example.com")
+    acme_page, record = f"/admin/resellers/{acme.info.id}", f"_domain-verification.{ACME_HOST}"
+
+    def check(tenant_id, domain_id):
+        return post_form(operator, f"/admin/resellers/{tenant_id}/domains/{domain_id}/verify",
+                         {}, token_from=acme_page)
+
+    page = operator.client.get(acme_page).get_data(as_text=True)
+    assert page.count('data-testid="check-domain"') == 1 and GLOBEX_HOST not in page
+    # A wrong value (the other reseller's token): the problem, in product words.
+    dns.set_txt(record, globex_token)
+    answer = check(acme.info.id, acme_id)
+    assert answer.status_code == 302 and answer.headers["Location"].endswith(acme_page)
+    said = _flash(operator.client.get(acme_page).get_data(as_text=True))
+    assert f"The TXT record {record} holds a different value" in said and acme_token in said
+    assert not _verified(app, acme, ACME_HOST)
+    # Another reseller's domain under this reseller (and the reverse): not found, unchanged.
+    dns.set_txt(f"_domain-verification.{GLOBEX_HOST}", globex_token)
+    assert check(acme.info.id, globex_id).status_code == 404
+    assert check(globex.info.id, acme_id).status_code == 404
+    assert not _verified(app, globex, GLOBEX_HOST)
+    # Its record published: pending → verified, audited in the operator's log.
+    dns.set_txt(record, acme_token)
+    assert check(acme.info.id, acme_id).status_code == 302
+    page = operator.client.get(acme_page).get_data(as_text=True)
+    assert _flash(page).startswith(f"{ACME_HOST} is verified")
+    assert 'data-testid="check-domain"' not in page
+    assert _verified(app, acme, ACME_HOST) and not _verified(app, globex, GLOBEX_HOST)
+    assert ("verified", ACME_HOST) in _domain_changes(app, platform)
+    assert ("verified", ACME_HOST) not in _domain_changes(app, globex)
+    # Only the operator: the reseller's own staff cannot use the operator's route.
+    make_user(acme, "owner@acme.example", role="RESELLER")
+    acme_site = _on(dns_app, acme)
+    login(acme_site, "owner@acme.example")
+    assert post_form(acme_site, f"/admin/resellers/{acme.info.id}/domains/{acme_id}/verify",
+                     {}, token_from="/settings/domains").status_code in (403, 404)

@@ -236,3 +236,26 @@ def test_other_origins_stale_tokens_and_revoked_keys_are_refused(embedded, at):
     assert revoked.status_code == 200
     assert friend.evaluate(replay, [api, fresh]) in ("blocked", "403 widget_key_revoked")
     _refused_page(env, env["allowed"])
+
+
+def test_the_editors_preview_takes_its_colours_from_the_inputs_without_inline_styles(embedded):
+    """The preview's colours are custom properties set by the page's script (a strict CSP
+    allows that); the markup itself carries no style attribute."""
+    from tests import browser_support as bs
+
+    env = embedded
+    page = env["browser"].new_context().new_page()
+    bs.sign_in(page, env["site"], "ann@example.com")
+    page.goto(f"{env['site']}/embed/{env['key']['id']}")
+
+    def background(selector: str) -> str:
+        return page.locator(selector).evaluate("e => getComputedStyle(e).backgroundColor")
+
+    assert background("#p-header") == background("#p-send") == "rgb(15, 118, 110)"
+    page.locator("#primary_color").fill("#b91c1c")
+    assert background("#p-header") == background("#p-send") == "rgb(185, 28, 28)"
+    page.locator("#accent_color").fill("#1d4ed8")
+    assert background("#p-user") == "rgb(29, 78, 216)"
+    # Only the script's custom properties, on the preview itself.
+    assert page.eval_on_selector_all("[style]", "els => els.map(e => e.id)") == ["preview"]
+    assert page.locator("#p-logo").is_hidden()

@@ -174,10 +174,6 @@ page("/people/customers/<uuid:customer_id>/<any(ban, unban):action>",
 page("/people/customers/<uuid:customer_id>/sign-in-as",
      lambda w: f"/people/customers/{w.customer.user_id}/sign-in-as")
 page("/sign-in-as/end", _signed_in_as)
-page("/people/customers/<uuid:customer_id>/<any(ban, unban):action>",
-     lambda w: f"/people/customers/{w.customer.user_id}/ban")
-page("/settings/domains/<uuid:domain_id>/verify",
-     lambda w: f"/settings/domains/{w.domain_in_dns()}/verify")
 page("/settings/api-keys", lambda w: "/settings/api-keys",
      {"name": "CI", "scopes": ["agents:read"]})
 page("/settings/api-keys/<uuid:key_id>/revoke",

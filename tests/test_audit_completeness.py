@@ -26,6 +26,10 @@ from tests.audit_walk_support import (
 )
 from tests.fakes import receiver as receivers
 
+# Every route is exercised with a fresh app: minutes of work, so CI runs it once (on
+# PostgreSQL); `make test` runs it too.
+pytestmark = pytest.mark.walk
+
 fake_stripe = billing_support.fake_stripe
 receiver = receivers.receiver
 app, world = audit_walk_support.app, audit_walk_support.world

@@ -15,19 +15,28 @@ from sqlalchemy.orm import Session
 _installed: set[str] = set()
 
 
+def _pending(name: str) -> str:
+    return f"albedo_commit_hooks:{name}"
+
+
+def note(session: Session, name: str, found: set) -> None:
+    """Add ``found`` to what ``name``'s hook acts on after this session's commit (for changes
+    a flush does not show, such as bulk UPDATE and DELETE statements)."""
+    if found:
+        session.info.setdefault(_pending(name), set()).update(found)
+
+
 def on_commit(name: str, changed: Callable[[Session], set],
               act: Callable[[set], None]) -> None:
     """After every flush, ``changed(session)`` names what the flush changed; after the
     commit, ``act`` gets all of it (in an app context). Installed once per ``name``."""
     if name in _installed:
         return
-    pending = f"albedo_commit_hooks:{name}"
+    pending = _pending(name)
 
     @event.listens_for(Session, "after_flush")
     def _note(session, flush_context):
-        found = changed(session)
-        if found:
-            session.info.setdefault(pending, set()).update(found)
+        note(session, name, changed(session))
 
     @event.listens_for(Session, "after_commit")
     def _act(session):

@@ -21,14 +21,15 @@ import logging
 import uuid
 from collections.abc import Iterable
 
-from flask import current_app, has_app_context
+from flask import has_app_context
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
+
+from app import commit_hooks
 
 log = logging.getLogger(__name__)
 
 _PREFIX = "albedo:auth-gen:"
-_PENDING = "albedo_auth_changed"
 _TTL = 30 * 24 * 3600  # a counter that expires reads as 0: a mismatch, never a false match
 _installed = False
 
@@ -133,31 +134,15 @@ def _bulk_keys(orm_execute_state) -> set[str]:
 
 
 def install() -> None:
-    """Listen to every session: note principal-changing rows at flush, bump at commit."""
+    """Listen to every session: note principal-changing rows at flush (and in bulk
+    statements), bump their generations after the commit."""
     global _installed
     if _installed:
         return
-
-    @event.listens_for(Session, "after_flush")
-    def _note(session, flush_context):
-        keys = _changed_keys(session)
-        if keys:
-            session.info.setdefault(_PENDING, set()).update(keys)
+    commit_hooks.on_commit("principal", _changed_keys, bump)
 
     @event.listens_for(Session, "do_orm_execute")
     def _note_bulk(orm_execute_state):
-        keys = _bulk_keys(orm_execute_state)
-        if keys:
-            orm_execute_state.session.info.setdefault(_PENDING, set()).update(keys)
-
-    @event.listens_for(Session, "after_commit")
-    def _bump(session):
-        keys = session.info.pop(_PENDING, None)
-        if keys and has_app_context() and "albedo.settings" in current_app.extensions:
-            bump(keys)
-
-    @event.listens_for(Session, "after_rollback")
-    def _discard(session):
-        session.info.pop(_PENDING, None)
+        commit_hooks.note(orm_execute_state.session, "principal", _bulk_keys(orm_execute_state))
 
     _installed = True

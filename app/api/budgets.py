@@ -133,6 +133,9 @@ class Window:
 
 
 _WINDOWS = "_albedo_rate_windows"
+# The environ key under which the read lane hands over the budgets it took: (their keys,
+# windows, {generation counter: value}).
+LANE_TAKEN = "albedo.lane.taken"
 _PIGGYBACKED = "_albedo_rate_piggybacked"
 
 
@@ -209,7 +212,17 @@ class OneTripLimiter(Limiter):
         piggybacks = self._piggybacks()
         windows: list[Window] | None = None
         outage = _outage()
-        if outage.may_ask():
+        taken = flask.request.environ.pop(LANE_TAKEN, None)
+        if taken is not None and taken[0] != [key for _lim, key, _cost in budgets]:
+            log.warning("the read lane took other budgets than %s's; taking them here", endpoint)
+            taken = None
+        if taken is not None:
+            # The read lane (app/api/lane) took these budgets and read these counters in its
+            # round trip, then left the request to the route: not taken twice.
+            _keys, windows, seen = taken
+            for piggyback in piggybacks:
+                piggyback.settle(_values_for(piggyback.keys, seen))
+        elif outage.may_ask():
             try:
                 windows, generations = self._in_redis(budgets, piggybacks)
                 outage.answered()
@@ -240,26 +253,13 @@ class OneTripLimiter(Limiter):
 
     def _in_redis(self, budgets, piggybacks: list[Piggyback]
                   ) -> tuple[list[Window], list[list[str]]]:
-        from app.redis import script
-
         generation_keys = [key for p in piggybacks for key in p.keys]
-        keys, args = list(generation_keys), [len(generation_keys)]
-        for lim, key, cost in budgets:
-            current = f"{STORAGE_PREFIX}:{{{key}}}"
-            keys += [f"{current}/-1", current]
-            args += [lim.limit.amount, lim.limit.get_expiry(), cost]
-        refused, generations, stats = script(BUDGETS_SCRIPT)(keys=keys, args=args)
-        values = [v.decode() if isinstance(v, bytes) else str(v) for v in generations]
+        windows, values = take(
+            [(lim.limit, lim.shared, key, cost) for lim, key, cost in budgets], generation_keys)
         split, at = [], 0
         for p in piggybacks:
             split.append(values[at:at + len(p.keys)])
             at += len(p.keys)
-        windows = []
-        for i in range(len(stats) // 4):
-            lim = budgets[i][0]
-            pc, pttl, cc, cttl = (int(x) for x in stats[i * 4:i * 4 + 4])
-            windows.append(Window(lim.limit, lim.shared, i + 1 == int(refused), pc,
-                                  pttl / 1000, cc, cttl / 1000))
         return windows, split
 
     def _in_memory(self, budgets, storage: MemoryStorage) -> list[Window]:
@@ -284,13 +284,11 @@ class OneTripLimiter(Limiter):
         windows: list[Window] = flask.g.get(_WINDOWS) or []
         if not windows:
             return response
-        chosen = next((w for w in windows if w.breached), None) or next(
-            (w for w in windows if not w.shared), windows[0])
         now = time.time()
-        reset_at = chosen.reset_at(now)
-        response.headers.add("X-RateLimit-Limit", str(chosen.item.amount))
-        response.headers.add("X-RateLimit-Remaining", str(chosen.remaining()))
-        response.headers.add("X-RateLimit-Reset", str(reset_at))
+        headers = window_headers(windows, now)
+        for name, value in headers:
+            response.headers.add(name, value)
+        reset_at = int(headers[2][1])
         existing = response.headers.get("Retry-After")
         if existing is not None:
             if existing.isdigit():
@@ -299,6 +297,51 @@ class OneTripLimiter(Limiter):
                 reset_at = max(int(when.timestamp()), reset_at)
         response.headers.set("Retry-After", str(int(reset_at - now)))
         return response
+
+
+def window_headers(windows: list[Window], now: float) -> list[tuple[str, str]]:
+    """X-RateLimit-Limit, -Remaining and -Reset of the most telling of ``windows``."""
+    chosen = next((w for w in windows if w.breached), None) or next(
+        (w for w in windows if not w.shared), windows[0])
+    return [("X-RateLimit-Limit", str(chosen.item.amount)),
+            ("X-RateLimit-Remaining", str(chosen.remaining())),
+            ("X-RateLimit-Reset", str(chosen.reset_at(now)))]
+
+
+def take(budgets: list[tuple[RateLimitItem, bool, str, int]], generation_keys: list[str]
+         ) -> tuple[list[Window], list[str]]:
+    """Evaluate ``budgets`` — (limit, shared, flask-limiter's key, cost) in flask-limiter's
+    order — and read ``generation_keys``, in one script call (raises on a Redis failure)."""
+    from app.redis import script
+
+    keys, args = list(generation_keys), [len(generation_keys)]
+    for item, _shared, key, cost in budgets:
+        current = f"{STORAGE_PREFIX}:{{{key}}}"
+        keys += [f"{current}/-1", current]
+        args += [item.amount, item.get_expiry(), cost]
+    refused, generations, stats = script(BUDGETS_SCRIPT)(keys=keys, args=args)
+    values = [v.decode() if isinstance(v, bytes) else str(v) for v in generations]
+    windows = []
+    for i in range(len(stats) // 4):
+        item, shared = budgets[i][0], budgets[i][1]
+        pc, pttl, cc, cttl = (int(x) for x in stats[i * 4:i * 4 + 4])
+        windows.append(Window(item, shared, i + 1 == int(refused), pc, pttl / 1000, cc,
+                              cttl / 1000))
+    return windows, values
+
+
+def _values_for(keys: tuple[str, ...], seen: dict[str, str]) -> list[str] | None:
+    """A piggyback's counters from what the lane read, or read now when it read other ones."""
+    if all(key in seen for key in keys):
+        return [seen[key] for key in keys]
+    from app.auth import generations
+
+    try:
+        return list(generations.read(keys))
+    except Exception as exc:
+        if not _is_redis_error(exc):
+            raise
+        return None
 
 
 @dataclass

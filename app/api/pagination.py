@@ -63,15 +63,24 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
                                               "one.") from None
 
 
-def paginate(stmt, *, cursor: str | None, limit: int, order_by) -> Page:
+def page_statement(stmt, order_by, *, after: tuple[Any, Any] | None, fetch: Any):
+    """``stmt`` newest first from after the position ``after`` (created_at, id), ``fetch``
+    rows: a page and one more, to tell whether there is a next page. The values may be
+    ``bindparam`` placeholders (the read lane compiles this once, app/api/lane)."""
     created_col, id_col = order_by
-    if cursor:
-        created_at, row_id = decode_cursor(cursor)
+    if after is not None:
+        created_at, row_id = after
         stmt = stmt.where(or_(created_col < created_at,
                               and_(created_col == created_at, id_col < row_id)))
+    return stmt.order_by(created_col.desc(), id_col.desc()).limit(fetch)
+
+
+def paginate(stmt, *, cursor: str | None, limit: int, order_by) -> Page:
+    created_col, id_col = order_by
     limit = max(1, min(limit, MAX_LIMIT))
-    rows = list(db.session.scalars(stmt.order_by(created_col.desc(), id_col.desc())
-                                   .limit(limit + 1)))
+    after = decode_cursor(cursor) if cursor else None
+    rows = list(db.session.scalars(page_statement(stmt, order_by, after=after,
+                                                  fetch=limit + 1)))
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]

@@ -88,8 +88,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app import ops
 
     ops.init_app(app)  # metrics, error tracking, the system page
+    from app.api import lane
     from app.licensing.lane import ValidationLane
 
+    lane.install(app)  # warm authenticated reads (app/api/lane)
     app.wsgi_app = ValidationLane(app, app.wsgi_app)  # type: ignore[method-assign]
     if settings.proxy_count:  # outermost: the lane sees the client's address and host too
         n = settings.proxy_count

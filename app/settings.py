@@ -59,6 +59,9 @@ class Settings:
     # Also sign validation answers under the legacy header name (Albedo-Signature), for
     # verifiers shipped before License-Signature; turn off once they are replaced.
     license_legacy_signature: bool = True
+    # Warm authenticated reads answered before Flask's pipeline (app/api/lane); off sends
+    # every read through the Flask routes, which answer the same.
+    read_lane: bool = True
     email_backend: str = "outbox"
     email_from_address: str = "no-reply@localhost"
     smtp_host: str = "localhost"
@@ -245,6 +248,7 @@ class Settings:
             tenant_cache_ttl=float(integer("ALBEDO_TENANT_CACHE_TTL", 30) or 0),
             license_sync_seconds=number("ALBEDO_LICENSE_SYNC_SECONDS", 0.1),
             license_legacy_signature=boolean("ALBEDO_LICENSE_LEGACY_SIGNATURE", True),
+            read_lane=boolean("ALBEDO_READ_LANE", True),
             email_backend=text("ALBEDO_EMAIL_BACKEND", "outbox"),
             email_from_address=text("ALBEDO_EMAIL_FROM", "no-reply@localhost"),
             smtp_host=text("SMTP_HOST", "localhost"),

@@ -59,6 +59,12 @@ def visible_agents(caller: Caller) -> Select[tuple[Agent]]:
     return stmt
 
 
+def agent_by_id(caller: Caller, agent_id: Any) -> Select[tuple[Agent]]:
+    """The agent with this id if the caller may see it (``agent_id`` may be a bound
+    parameter: the read lane compiles this once, app/agents/lane_reads.py)."""
+    return visible_agents(caller).where(Agent.id == agent_id)
+
+
 def get_agent(caller: Caller, agent_id: uuid.UUID | str, *, for_edit: bool = False) -> Agent:
     """The agent if the caller may see it (and edit it, with ``for_edit``), else 404.
 
@@ -68,7 +74,7 @@ def get_agent(caller: Caller, agent_id: uuid.UUID | str, *, for_edit: bool = Fal
         key = agent_id if isinstance(agent_id, uuid.UUID) else uuid.UUID(str(agent_id))
     except ValueError:
         raise ApiError(404, "agent_not_found", "No such agent.") from None
-    agent = db.session.scalars(visible_agents(caller).where(Agent.id == key)).first()
+    agent = db.session.scalars(agent_by_id(caller, key)).first()
     if agent is None:
         raise ApiError(404, "agent_not_found", "No such agent.")
     if for_edit and not caller.sees_whole_tenant and agent.owner_id != caller.user_id:

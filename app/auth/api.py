@@ -160,8 +160,12 @@ class Me(MethodView):
         """Who is calling: user or key, tenant, role and scopes (Zapier's connection test)."""
         principal = current_principal()
         email = principal.email or db.session.get(User, principal.user_id).email
-        tenant = current()
-        return {"kind": principal.kind, "user_id": principal.user_id, "email": email,
-                "role": principal.role, "scopes": sorted(principal.scopes),
-                "api_key_id": principal.api_key_id,
-                "tenant": {"slug": tenant.slug, "display_name": tenant.display_name}}
+        return me_answer(principal, current(), email)
+
+
+def me_answer(principal, tenant, email: str) -> dict:
+    """What /me says (the read lane answers it the same way: app/auth/lane_reads.py)."""
+    return {"kind": principal.kind, "user_id": principal.user_id, "email": email,
+            "role": principal.role, "scopes": sorted(principal.scopes),
+            "api_key_id": principal.api_key_id,
+            "tenant": {"slug": tenant.slug, "display_name": tenant.display_name}}

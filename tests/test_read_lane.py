@@ -1,0 +1,329 @@
+"""The read lane (app/api/lane) answers warm reads exactly as the Flask routes do — body,
+headers and budgets — and leaves every other request to them, on two tenants and for every
+kind of caller."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+
+import pytest
+
+from app import create_app
+from app.api.lane import routes as lane_routes
+from app.api.lane.wsgi import ReadLane
+from tests.conftest import host_client
+
+
+class Lane:
+    """Counts the requests the lane answered itself; switches it off for a reference call."""
+
+    def __init__(self, application, monkeypatch):
+        self.app = application
+        self.answered = 0
+        original = ReadLane._answer
+
+        def counted(lane, *args, **kwargs):
+            answer = original(lane, *args, **kwargs)
+            self.answered += answer is not None
+            return answer
+
+        monkeypatch.setattr(ReadLane, "_answer", counted)
+
+    def _holder(self):
+        outer = self.app.wsgi_app
+        while not isinstance(outer.next, ReadLane):
+            outer = outer.next
+        return outer
+
+    @contextlib.contextmanager
+    def off(self):
+        holder = self._holder()
+        lane = holder.next
+        holder.next = lane.next
+        try:
+            yield
+        finally:
+            holder.next = lane
+
+
+@pytest.fixture
+def lane(app, monkeypatch):
+    return Lane(app, monkeypatch)
+
+
+def _token(site, email: str) -> dict[str, str]:
+    answer = site.client.post("/api/v1/auth/token", json={
+        "email": email, "password": "correct horse battery"})
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    return {"Authorization": f"Bearer {answer.get_json()['access_token']}"}
+
+
+def _agent(site, headers, name: str) -> str:
+    answer = site.client.post("/api/v1/agents", headers=headers, json={"name": name})
+    assert answer.status_code == 201, answer.get_data(as_text=True)
+    return answer.get_json()["id"]
+
+
+@pytest.fixture
+def people(app, acme, globex, make_user, api_caller):
+    """On acme: the reseller (two templates), Ann (nine agents) and Bob (two); on globex, a
+    customer with the same email as Ann (three agents)."""
+    make_user(acme, "owner@acme.example", role="RESELLER")
+    make_user(acme, "ann@example.com")
+    make_user(acme, "bob@example.com")
+    make_user(globex, "ann@example.com")
+    callers = {
+        "reseller": _token(acme, "owner@acme.example"),
+        "ann": _token(acme, "ann@example.com"),
+        "bob": _token(acme, "bob@example.com"),
+        "gus": _token(globex, "ann@example.com"),
+    }
+    callers["ann_key"] = api_caller(acme, email="ann@example.com").headers
+    callers["ann_read_key"] = api_caller(acme, email="ann@example.com",
+                                         scopes=["agents:read"]).headers
+    agents = {
+        "template": [_agent(acme, callers["reseller"], f"Template {i}") for i in range(2)],
+        "ann": [_agent(acme, callers["ann"], f"Ann {i}") for i in range(9)],
+        "bob": [_agent(acme, callers["bob"], f"Bob {i}") for i in range(2)],
+        "gus": [_agent(globex, callers["gus"], f"Gus {i}") for i in range(3)],
+    }
+    return callers, agents
+
+
+def _same(lane_answer, route_answer) -> None:
+    """Byte for byte the route's answer; the same headers, budgets one request apart."""
+    assert lane_answer.status_code == route_answer.status_code == 200
+    assert lane_answer.get_data() == route_answer.get_data()
+    assert sorted(lane_answer.headers.keys()) == sorted(route_answer.headers.keys())
+    for name in ("Content-Type", "Content-Length", "X-RateLimit-Limit"):
+        assert lane_answer.headers[name] == route_answer.headers[name]
+    assert (int(route_answer.headers["X-RateLimit-Remaining"])
+            == int(lane_answer.headers["X-RateLimit-Remaining"]) - 1)
+    assert lane_answer.headers["X-Request-ID"] != route_answer.headers["X-Request-ID"]
+
+
+def _compare(lane, site, path: str, headers: dict[str, str]) -> dict:
+    site.client.get(path, headers=headers)  # a cold credential is the route's; warms the cache
+    before = lane.answered
+    fast = site.client.get(path, headers=headers)
+    assert lane.answered == before + 1, f"the lane did not answer {path}"
+    with lane.off():
+        reference = site.client.get(path, headers=headers)
+    _same(fast, reference)
+    return fast.get_json()
+
+
+@pytest.mark.parametrize("who", ["reseller", "ann", "ann_key", "ann_read_key", "bob"])
+def test_warm_reads_are_answered_exactly_as_the_routes_answer_them(lane, acme, people, who):
+    callers, agents = people
+    headers = callers[who]
+    me = _compare(lane, acme, "/api/v1/me", headers)
+    assert me["tenant"]["slug"] == "acme"
+    page = _compare(lane, acme, "/api/v1/agents?limit=3", headers)
+    assert page["next_cursor"] is not None
+    _compare(lane, acme, "/api/v1/agents?limit=3&cursor=" + page["next_cursor"], headers)
+    _compare(lane, acme, "/api/v1/agents", headers)
+    _compare(lane, acme, f"/api/v1/agents/{agents['template'][0]}", headers)
+    own = agents["bob" if who == "bob" else "ann" if who != "reseller" else "template"][-1]
+    assert _compare(lane, acme, f"/api/v1/agents/{own}", headers)["id"] == own
+
+
+def test_pages_walked_through_the_lane_are_the_routes_pages(lane, acme, globex, people):
+    callers, agents = people
+    everyone = agents["template"] + agents["ann"] + agents["bob"]
+    for site, who, expected in ((acme, "ann", agents["ann"] + agents["template"]),
+                                (acme, "reseller", everyone), (globex, "gus", agents["gus"])):
+        seen, cursor = [], None
+        while True:
+            path = "/api/v1/agents?limit=3" + (f"&cursor={cursor}" if cursor else "")
+            page = _compare(lane, site, path, callers[who])
+            seen += [item["id"] for item in page["items"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert sorted(seen) == sorted(expected) and len(seen) == len(set(seen))
+
+
+def _without_request_id(body: dict) -> dict:
+    if "error" in body:
+        body["error"].pop("request_id")
+    return body
+
+
+def _remaining(answer) -> int:
+    return int(answer.headers["X-RateLimit-Remaining"])
+
+
+@pytest.mark.parametrize("case", [
+    "another customer's agent", "another tenant's agent", "another tenant's credential",
+    "a cursor of another tenant", "a forged cursor", "limit 0", "limit 101", "limit text",
+    "a repeated parameter", "an unknown parameter", "a scope the key lacks", "no such path",
+])
+def test_what_the_lane_does_not_answer_the_route_answers_taking_its_budgets_once(
+        lane, app, acme, globex, people, api_caller, case):
+    callers, agents = people
+    site, headers = acme, callers["ann"]
+    gus_page = globex.client.get("/api/v1/agents?limit=1", headers=callers["gus"]).get_json()
+    path = {
+        "another customer's agent": f"/api/v1/agents/{agents['bob'][0]}",
+        "another tenant's agent": f"/api/v1/agents/{agents['gus'][0]}",
+        "another tenant's credential": "/api/v1/agents",
+        "a cursor of another tenant": "/api/v1/agents?cursor=" + gus_page["next_cursor"],
+        "a forged cursor": "/api/v1/agents?cursor=WyJ4Il0.forged",
+        "limit 0": "/api/v1/agents?limit=0",
+        "limit 101": "/api/v1/agents?limit=101",
+        "limit text": "/api/v1/agents?limit=ten",
+        "a repeated parameter": "/api/v1/agents?limit=2&limit=3",
+        "an unknown parameter": "/api/v1/agents?limit=2&owner=me",
+        "a scope the key lacks": "/api/v1/agents",
+        "no such path": f"/api/v1/agents/{uuid.uuid4()}/nothing",
+    }[case]
+    if case == "another tenant's credential":
+        headers = callers["gus"]
+        site.client.get("/api/v1/me", headers=headers)
+    if case == "a scope the key lacks":
+        headers = api_caller(acme, email="ann@example.com", scopes=["licenses:read"]).headers
+    site.client.get("/api/v1/me", headers=headers)  # warm, where the tenant knows it
+    before = site.client.get("/api/v1/me", headers=headers)
+    answered = lane.answered
+    answer = site.client.get(path, headers=headers)
+    assert lane.answered == answered
+    with lane.off():
+        reference = site.client.get(path, headers=headers)
+    assert answer.status_code == reference.status_code
+    assert _without_request_id(answer.get_json()) == _without_request_id(reference.get_json())
+    if answer.status_code != 200:
+        assert answer.status_code in (400, 401, 403, 404, 422)
+        assert set(answer.get_json()) == {"error"}  # the envelope
+    if "X-RateLimit-Remaining" in answer.headers:  # an unknown path has no budgets
+        assert _remaining(answer) == _remaining(before) - 1
+        assert _remaining(reference) == _remaining(answer) - 1
+
+
+def test_a_revoked_key_a_role_change_and_a_suspension_are_seen_at_the_next_request(
+        lane, app, acme, people, api_caller):
+    from app.auth.models import User
+    from app.extensions import db
+    from tenants.context import activate
+    from tenants.models import Tenant
+
+    callers, _agents = people
+    key = api_caller(acme, email="bob@example.com")
+    for _ in range(2):
+        assert acme.client.get("/api/v1/me", headers=key.headers).status_code == 200
+    revoked = acme.client.delete(f"/api/v1/api-keys/{key.key_id}", headers=callers["bob"])
+    assert revoked.status_code == 204
+    answered = lane.answered
+    gone = acme.client.get("/api/v1/me", headers=key.headers)
+    assert gone.status_code == 401 and gone.get_json()["error"]["code"] == "unauthenticated"
+    assert lane.answered == answered
+
+    ann = callers["ann"]
+    for _ in range(2):
+        assert acme.client.get("/api/v1/me", headers=ann).get_json()["role"] == "USER"
+    with app.app_context(), activate(acme.info):
+        user = db.session.scalar(db.select(User).where(User.email == "ann@example.com"))
+        user.role = "RESELLER"
+        db.session.commit()
+    answered = lane.answered
+    assert acme.client.get("/api/v1/me", headers=ann).get_json()["role"] == "RESELLER"
+    assert lane.answered == answered  # the moved counter sent it to the route
+    assert acme.client.get("/api/v1/me", headers=ann).get_json()["role"] == "RESELLER"
+    assert lane.answered == answered + 1  # and the route's fresh answer is warm again
+
+    for _ in range(2):
+        assert acme.client.get("/api/v1/agents", headers=callers["bob"]).status_code == 200
+    with app.app_context():
+        db.session.get(Tenant, acme.info.id).status = "suspended"
+        db.session.commit()
+    answered = lane.answered
+    suspended = acme.client.get("/api/v1/agents", headers=callers["bob"])
+    assert suspended.status_code == 403
+    assert suspended.get_json()["error"]["code"] == "tenant_suspended"
+    assert lane.answered == answered
+
+
+@pytest.fixture
+def limited(migrated, acme, people):
+    extra = {**migrated.extra, "ALBEDO_RATE_LIMIT_CREDENTIAL": "4/hour"}
+    return create_app(migrated.with_overrides(extra=extra))
+
+
+def test_budgets_are_the_routes_own_and_a_refusal_is_the_routes_envelope(
+        limited, monkeypatch, acme, people):
+    callers, agents = people
+    lane = Lane(limited, monkeypatch)
+    client = host_client(limited, acme.host)
+    paths = ["/api/v1/me", "/api/v1/agents", f"/api/v1/agents/{agents['ann'][0]}",
+             f"/api/v1/agents/{agents['bob'][0]}"]  # the last: not Ann's, the route's 404
+    answers = [client.get(path, headers=callers["ann"]) for path in paths]
+    assert [a.status_code for a in answers] == [200, 200, 200, 404]
+    assert lane.answered == 2  # the first was cold; the 404 is the route's
+    refused = client.get("/api/v1/agents", headers=callers["ann"])
+    assert refused.status_code == 429
+    assert refused.get_json()["error"]["code"] == "rate_limited"
+    assert refused.headers["X-RateLimit-Limit"] == "4"
+    assert refused.headers["X-RateLimit-Remaining"] == "0"
+    assert int(refused.headers["Retry-After"]) > 0
+    # Another credential's budget is its own; the lane answers it.
+    assert client.get("/api/v1/me", headers=callers["bob"]).status_code == 200
+    assert client.get("/api/v1/me", headers=callers["bob"]).status_code == 200
+    assert lane.answered == 3
+
+
+def test_without_redis_the_routes_answer_with_their_fallback(migrated, monkeypatch, acme,
+                                                             people):
+    callers, _agents = people
+    extra = {**migrated.extra, "ALBEDO_RATE_LIMIT_IP": "3/hour"}
+    down = create_app(migrated.with_overrides(redis_url="redis://127.0.0.1:1/0", extra=extra))
+    lane = Lane(down, monkeypatch)
+    client = host_client(down, acme.host)
+    codes = [client.get("/api/v1/me", headers=callers["ann"]).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429] and lane.answered == 0
+
+
+def test_every_lane_read_is_a_get_route_with_the_shared_budgets_only(app, acme):
+    from app.api.limits import limiter
+    from tenants.context import activate
+
+    rules = {rule.rule: rule for rule in app.url_map.iter_rules()}
+    assert lane_routes.routes()
+    for route in lane_routes.routes():
+        assert route.rule in rules and "GET" in rules[route.rule].methods, route.rule
+        endpoint = rules[route.rule].endpoint
+        path = route.rule.replace("<uuid:agent_id>", str(uuid.uuid4()))
+        with app.test_request_context(path, headers={"Host": acme.host,
+                                                     "Authorization": "Bearer x"}), \
+                activate(acme.info):
+            limits = limiter._request_limits(None, True)
+            assert [lim.scope for lim in limits] == ["ip", "credential", "tenant"], endpoint
+            assert all(lim.shared for lim in limits)
+
+
+def test_the_lane_counts_its_answers_in_the_request_metrics(lane, acme, people):
+    from app.ops import metrics
+
+    callers, agents = people
+
+    def count() -> float:
+        return metrics.http_requests.labels("/api/v1/agents/<uuid:agent_id>", "GET",
+                                            "2xx")._value.get()
+
+    path = f"/api/v1/agents/{agents['ann'][0]}"
+    acme.client.get(path, headers=callers["ann"])
+    before, answered = count(), lane.answered
+    acme.client.get(path, headers=callers["ann"])
+    assert lane.answered == answered + 1 and count() == before + 1
+
+
+def test_switched_off_every_read_is_the_routes(migrated, acme, people):
+    callers, _agents = people
+    off = create_app(migrated.with_overrides(read_lane=False))
+    layers, layer = [], off.wsgi_app
+    while layer is not None:
+        layers.append(type(layer))
+        layer = getattr(layer, "next", None)
+    assert ReadLane not in layers
+    client = host_client(off, acme.host)
+    assert client.get("/api/v1/me", headers=callers["ann"]).status_code == 200

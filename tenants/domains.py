@@ -65,14 +65,20 @@ def checked(domain: Domain, outcome: verification.Outcome) -> dict[str, Any]:
     """A domain with what "verify now" found, for the APIs' DomainCheckSchema."""
     return {"id": domain.id, "hostname": domain.hostname, "is_primary": domain.is_primary,
             "verified": domain.verified, "verification_token": domain.verification_token,
+            "last_checked_at": domain.last_checked_at,
+            "last_check_code": domain.last_check_code,
             "problem_code": outcome.code, "problem": outcome.problem}
 
 
 def verify(domain: Domain, lookup_txt: Lookup | None = None) -> verification.Outcome:
-    """Look the domain's TXT record up now; a match marks it verified (the caller commits)."""
+    """Look the domain's TXT record up now; a match marks it verified (the caller commits).
+
+    The outcome stays on the row (when, and the problem's code) so a check nobody watched,
+    the background one, is still seen on the pages and in the API."""
     if domain.verified:
         return verification.Outcome(True)
     outcome = verification.check(domain, lookup_txt)
+    domain.last_checked_at, domain.last_check_code = clock.now(), outcome.code
     if outcome.verified:
         mark_domain_verified(domain)
     return outcome

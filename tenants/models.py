@@ -57,6 +57,10 @@ class Domain(IdMixin, TimestampMixin, db.Model):
         # At most one primary domain per tenant.
         Index("uq_domains_primary_per_tenant", "tenant_id", unique=True,
               sqlite_where=text("is_primary"), postgresql_where=text("is_primary")),
+        # PostgreSQL only (migration 0022): SQLite adds a CHECK to an existing table only by
+        # copying the table, not worth it for the quick start (only tenants.domains writes it).
+        CheckConstraint("last_check_code IN ('no_record', 'wrong_value', 'timeout', "
+                        "'lookup_failed')", name="last_check_code"),
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(
@@ -66,6 +70,11 @@ class Domain(IdMixin, TimestampMixin, db.Model):
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     verification_token: Mapped[str] = mapped_column(
         String(64), nullable=False, default=lambda: secrets.token_urlsafe(24))
+    # The last DNS check of a pending domain ("Verify now", the operator's "Check DNS" or
+    # the background re-check) and what kept it from verifying (tenants.verification's
+    # codes; None: it verified, or was never checked).
+    last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_check_code: Mapped[str | None] = mapped_column(String(16))
 
     tenant: Mapped[Tenant] = relationship(back_populates="domains")
 

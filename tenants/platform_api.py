@@ -40,9 +40,7 @@ def _view(tenant: Tenant) -> dict:
         "id", "slug", "name", "status", "display_name", "primary_color", "accent_color",
         "support_email", "license_key_prefix", "signup_enabled", "created_at")},
         "base_url": base_url(info_for(tenant)),
-        "domains": [{"id": d.id, "hostname": d.hostname, "is_primary": d.is_primary,
-                     "verified": d.verified, "verification_token": d.verification_token}
-                    for d in tenant.domains]}
+        "domains": list(tenant.domains)}
 
 
 @blp.route("")

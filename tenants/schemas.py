@@ -38,12 +38,22 @@ class ResellerCreateSchema(BrandingUpdateSchema):
                        "password and sign in as the reseller's first staff member."})
 
 
+LAST_CHECKED = {"description": "When DNS was last looked up for this domain (\"verify now\", "
+                              "the background re-check of pending domains, or the platform's "
+                              "check); null if never"}
+LAST_CHECK_CODE = {"description": "What that lookup found instead of the record: `no_record`, "
+                                  "`wrong_value`, `timeout` or `lookup_failed`; null when it "
+                                  "verified the domain or none was made"}
+
+
 class DomainSchema(Schema):
     id = fields.UUID(dump_only=True)
     hostname = fields.String(required=True, metadata={"example": "agents.acme.example"})
     is_primary = fields.Boolean(dump_only=True)
     verified = fields.Boolean(dump_only=True)
     verification_token = fields.String(dump_only=True)
+    last_checked_at = fields.AwareDateTime(dump_only=True, allow_none=True, metadata=LAST_CHECKED)
+    last_check_code = fields.String(dump_only=True, allow_none=True, metadata=LAST_CHECK_CODE)
 
 
 class OwnDomainSchema(Schema):
@@ -58,12 +68,23 @@ class OwnDomainSchema(Schema):
         "_domain-verification.agents.acme.example"})
     record_value = fields.String(attribute="verification_token",
                                  metadata={"description": "The value that record must hold"})
+    last_checked_at = fields.AwareDateTime(allow_none=True, metadata=LAST_CHECKED)
+    last_check_code = fields.String(allow_none=True, metadata=LAST_CHECK_CODE)
+    last_check_problem = fields.Method("_last_problem", allow_none=True, metadata={
+        "description": "The same, as a sentence to show; null with `last_check_code`"})
 
     def _record_name(self, domain) -> str:
         from tenants.verification import record_name
 
         hostname = domain["hostname"] if isinstance(domain, dict) else domain.hostname
         return record_name(hostname)
+
+    def _last_problem(self, domain) -> str | None:
+        from tenants.verification import last_problem
+
+        if isinstance(domain, dict):  # "verify now"'s answer: that check is the last one
+            return domain["problem"]
+        return last_problem(domain)
 
 
 class DomainCheckSchema(OwnDomainSchema):

@@ -155,6 +155,7 @@ def _add_domain(tenant: Tenant, hostname: str) -> Domain:
 def mark_domain_verified(domain: Domain) -> Domain:
     with cross_tenant(_DOMAINS):
         domain.verified_at = domain.verified_at or clock.now()
+        domain.last_check_code = None  # verified (by DNS or by hand): nothing in the way
         db.session.flush()
     return domain
 

@@ -112,6 +112,17 @@ def dns_lookup(lifetime: float = LOOKUP_SECONDS) -> Callable[[str], list[str]]:
     return lookup
 
 
+# What kept a domain from verifying, in a few words (the pages' "last checked" line).
+OUTCOME_WORDS = {"no_record": "no record yet", "wrong_value": "a different value",
+                 "timeout": "DNS did not answer in time", "lookup_failed": "the lookup failed"}
+
+
+def last_problem(domain: Domain) -> str | None:
+    """The sentence for the domain's last check's problem (None: none, or never checked)."""
+    code = domain.last_check_code
+    return _problem(code, domain) if code in OUTCOME_WORDS else None
+
+
 def _problem(code: str, domain: Domain) -> str:
     name = record_name(domain.hostname)
     return {

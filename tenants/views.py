@@ -153,7 +153,8 @@ def domains():
     """The reseller's custom domains and the DNS record that proves each one."""
     return render_template("tenants/domains.html", domains=reseller_domains.own_domains(),
                            record_name=verification.record_name, action_form=ActionForm(),
-                           platform_host=current().primary_host)
+                           platform_host=current().primary_host,
+                           check_words=verification.OUTCOME_WORDS)
 
 
 @bp.post("/settings/domains/<uuid:domain_id>/verify")
@@ -219,6 +220,7 @@ def reseller(tenant_id: uuid.UUID):
     return render_template("tenants/reseller.html", tenant=tenant, form=form, users=users,
                            action_form=ActionForm(), url=base_url(info_for(tenant)),
                            record_name=verification.record_name,
+                           check_words=verification.OUTCOME_WORDS,
                            invitations=platform_people.invitations_of(tenant),
                            now=clock.now()), status
 

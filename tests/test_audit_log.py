@@ -189,3 +189,60 @@ def test_platform_admin_reads_every_log_with_names(app, platform, acme, make_use
     html = platform.client.get("/audit?action=agent_created").get_data(as_text=True)
     # created outside any request (a script): the actor is "system", the name still resolves
     assert _sentences(html) == ["system created agent Helper"]
+
+
+def test_a_customers_spending_settings_read_in_words_in_its_own_tenant_only(
+        app, acme, globex, api_caller, make_user):
+    from tests.rebilling_support import set_book
+
+    for site in (acme, globex):
+        set_book(app, site, kind="execution", per_execution_minor=30)
+    owner = api_caller(acme, role="RESELLER", email="owner@acme.example")
+    api_caller(globex, role="RESELLER", email="owner@acme.example")  # a look-alike owner
+    ann = make_user(acme, "ann@example.com")
+    make_user(globex, "ann@example.com")
+    answer = acme.client.patch(f"/api/v1/billing/customers/{ann}/spending",
+                               headers=owner.headers, json={
+                                   "spending_limit": 5000, "limit_mode": "hard",
+                                   "credits_enabled": True, "auto_topup_below": 250,
+                                   "auto_topup_amount": 1000})
+    assert answer.status_code == 200, answer.get_json()
+    [entry] = _events(app, acme, "spending_settings_changed")
+    assert entry.details["spending_limit_minor"] == 5000  # the record keeps the columns
+    login(acme, "owner@acme.example")
+    html = acme.client.get("/audit?action=spending_settings_changed").get_data(as_text=True)
+    assert _sentences(html) == [
+        "owner@acme.example (with an API key) changed the spending settings of "
+        "ann@example.com (automatic top-up amount, automatic top-up threshold, prepaid "
+        "credits, what happens at the limit, spending limit)"]
+    login(globex, "owner@acme.example")
+    theirs = globex.client.get("/audit?action=spending_settings_changed")
+    assert _sentences(theirs.get_data(as_text=True)) == []
+
+
+def test_every_watched_field_reads_in_words_in_every_change_sentence(app, acme):
+    """Whatever a watcher records as changed (app.auth.audit_watch), no sentence shows the
+    column's name: each has its words, and a new watched column without words fails here."""
+    from app.auth import audit_text
+    from app.auth.audit_watch import watched_columns
+    from app.auth.models import AuditEvent
+    from tenants.context import activate
+
+    columns = sorted(watched_columns())
+    assert {"spending_limit_minor", "limit_mode", "auto_topup_amount_minor"} <= set(columns)
+    assert set(columns) <= set(audit_text.FIELD_WORDS), \
+        set(columns) - set(audit_text.FIELD_WORDS)
+    listing = [a for a, verb in audit_text.VERBS.items() if "{fields}" in verb]
+    assert {"spending_settings_changed", "plan_updated", "policy_updated",
+            "price_book_changed", "widget_key_updated", "branding_changed"} <= set(listing)
+    raw = [c for c in columns if "_" in c or audit_text.FIELD_WORDS[c] != c]
+    with app.app_context(), activate(acme.info), app.test_request_context():
+        events = [AuditEvent(action=action, target_type="user", target_id=None,
+                             actor_label="owner@acme.example",
+                             details={"name": "Pro", "fields": columns})
+                  for action in listing]
+        for line in audit_text.describe(events):
+            words = re.findall(r"\(([^()]*)\)$", line.sentence)[0].split(", ")
+            assert len(words) == len(columns), line.sentence
+            assert not set(words) & set(raw), (line.event.action, set(words) & set(raw))
+            assert "_" not in line.sentence, line.sentence

@@ -323,3 +323,79 @@ def test_the_operator_checks_dns_from_the_resellers_page(app, dns_app, dns, plat
     login(acme_site, "owner@acme.example")
     assert post_form(acme_site, f"/admin/resellers/{acme.info.id}/domains/{acme_id}/verify",
                      {}, token_from="/settings/domains").status_code in (403, 404)
+
+
+def test_a_pending_domain_keeps_its_last_check_for_its_own_reseller_only(
+        app, dns_app, dns, platform, acme, globex, make_user, api_caller, at):
+    from jobs.registry import get_task
+
+    start = at(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    acme_id, acme_token = _attach(app, acme, ACME_HOST)
+    _globex_id, globex_token = _attach(app, globex, GLOBEX_HOST)
+    make_user(acme, "owner@acme.example", role="RESELLER")
+    make_user(globex, "owner@acme.example", role="RESELLER")  # a look-alike owner
+    make_user(platform, "admin@example.com", role="ADMIN")
+    owner = api_caller(acme, role="RESELLER", email="owner@acme.example")
+    rival = api_caller(globex, role="RESELLER", email="owner@acme.example")
+    acme_site, globex_site, operator = _on(dns_app, acme), _on(dns_app, globex), _on(
+        dns_app, platform)
+    for site, email in ((acme_site, "owner@acme.example"), (globex_site, "owner@acme.example"),
+                        (operator, "admin@example.com")):
+        login(site, email)
+
+    def listed(site, caller) -> list[dict]:
+        return site.client.get("/api/v1/tenant/domains", headers=caller.headers).get_json()[
+            "items"]
+
+    def lines(site, path) -> list[str]:
+        html = site.client.get(path).get_data(as_text=True)
+        return re.findall(r'data-testid="last-check">([^<]*)<', html)
+
+    [never] = listed(acme_site, owner)
+    assert (never["last_checked_at"], never["last_check_code"],
+            never["last_check_problem"]) == (None, None, None)
+    assert lines(acme_site, "/settings/domains") == []
+
+    # The background re-check, with nobody watching: acme has no record yet, globex's
+    # record holds acme's token (a different value). Each row keeps its own outcome.
+    dns.set_txt(f"_domain-verification.{GLOBEX_HOST}", acme_token)
+    at(start + timedelta(minutes=15))
+    with dns_app.app_context():
+        assert get_task("tenants.recheck_domains").func() == {"verified": 0}
+    [mine] = listed(acme_site, owner)
+    assert (mine["hostname"], mine["last_check_code"]) == (ACME_HOST, "no_record")
+    assert mine["last_checked_at"].startswith("2026-03-02T09:15:00")
+    assert "There is no TXT record named _domain-verification." + ACME_HOST in (
+        mine["last_check_problem"])
+    [theirs] = listed(globex_site, rival)
+    assert (theirs["hostname"], theirs["last_check_code"]) == (GLOBEX_HOST, "wrong_value")
+    assert globex_token in theirs["last_check_problem"]
+    # What globex's DNS held (acme's token) is never kept, so never shown to anyone.
+    assert acme_token not in json.dumps(theirs) and ACME_HOST not in json.dumps(theirs)
+    assert lines(acme_site, "/settings/domains") == [
+        "Last checked 2026-03-02 09:15 UTC: no record yet"]
+    assert lines(globex_site, "/settings/domains") == [
+        "Last checked 2026-03-02 09:15 UTC: a different value"]
+    assert lines(operator, f"/admin/resellers/{acme.info.id}") == [
+        "Last checked 2026-03-02 09:15 UTC: no record yet"]
+    assert lines(operator, f"/admin/resellers/{globex.info.id}") == [
+        "Last checked 2026-03-02 09:15 UTC: a different value"]
+    admin = api_caller(platform, role="ADMIN", email="admin@example.com")
+    reseller = operator.client.get(f"/api/v1/platform/resellers/{acme.info.id}",
+                                   headers=admin.headers).get_json()
+    assert [(d["hostname"], d["last_check_code"]) for d in reseller["domains"]] == [
+        (ACME_HOST, "no_record")]
+
+    # Acme's own "Verify now" updates its row only; once verified, nothing is in the way.
+    at(start + timedelta(minutes=20))
+    dns.set_txt(f"_domain-verification.{ACME_HOST}", acme_token)
+    acme_api = host_client(dns_app, acme.host)
+    done = acme_api.post(f"/api/v1/tenant/domains/{acme_id}/verify",
+                         headers=owner.headers).get_json()
+    assert done["verified"] is True and done["last_check_code"] is None
+    assert done["last_checked_at"].startswith("2026-03-02T09:20:00")
+    assert done["last_check_problem"] is None
+    assert lines(acme_site, "/settings/domains") == []
+    [still] = listed(globex_site, rival)
+    assert (still["last_check_code"], still["last_checked_at"]) == (
+        "wrong_value", theirs["last_checked_at"])

@@ -129,6 +129,89 @@ def test_a_declined_card_ends_the_top_up_failed_with_its_reason(
     assert len(_top_ups(app, acme)) == 1
 
 
+def _listening(app, site, make_user) -> None:
+    """A reseller-level webhook endpoint for every event type (its deliveries are owed)."""
+    from app.integrations.models import WebhookEndpoint
+
+    owner = make_user(site, "owner@example.com", role="RESELLER")
+    with app.app_context(), activate(site.info):
+        db.session.add(WebhookEndpoint(url=f"https://hooks.{site.info.slug}.example/in",
+                                       event_types=[], created_by_user_id=owner,
+                                       secret_encrypted="not-used-here"))
+        db.session.commit()
+
+
+def _failure_events(app, site) -> list[tuple[dict, int]]:
+    """The tenant's credits.top_up_failed events, each with how many deliveries it is owed."""
+    from sqlalchemy import func
+
+    from app.integrations.models import WebhookDelivery
+
+    with app.app_context(), activate(site.info):
+        return [(e.data, db.session.scalar(select(func.count()).select_from(WebhookDelivery)
+                                           .where(WebhookDelivery.event_id == e.id)))
+                for e in db.session.scalars(select(WebhookEvent).where(
+                    WebhookEvent.type == auto_top_ups.FAILED_EVENT))]
+
+
+def test_a_declined_top_up_is_announced_once_to_its_own_reseller(
+        app, fake_stripe, acme, globex, make_user):
+    fake = fake_stripe
+    ann, card, _ = topped_up_customer(app, acme, fake, make_user)
+    gus, _, _ = topped_up_customer(app, globex, fake, make_user)  # a look-alike that pays
+    for site in (acme, globex):
+        _listening(app, site, make_user)
+    fake.declining.add(card)
+    charge_once(app, acme, ann)
+    charge_once(app, globex, gus)
+    assert _failure_events(app, acme) == []  # nothing announced before the row ends
+    run_jobs(app, "default")
+    [declined] = _top_ups(app, acme)
+    assert declined.status == "failed"
+    [(data, owed)] = _failure_events(app, acme)
+    assert data == {"top_up_id": str(declined.id), "user_id": str(ann), "amount": 1000,
+                    "currency": "usd", "reason": "card_declined",
+                    "message": "Your card was declined."}
+    assert owed == 1  # the reseller's endpoint
+    assert _failure_events(app, globex) == []  # its customer's top-up succeeded
+    # Once: the job delivered again, a later sweep, another low charge add nothing.
+    with app.app_context(), activate(acme.info):
+        assert auto_top_ups.run(declined.id) == "failed"
+        _later(3600)
+    with app.app_context():
+        recover()
+    charge_once(app, acme, ann)
+    run_jobs(app, "default")
+    assert len(_failure_events(app, acme)) == 1 and _failure_events(app, globex) == []
+
+
+def test_a_top_up_whose_jobs_keep_getting_lost_is_announced_once_when_it_fails(
+        app, fake_stripe, acme, globex, make_user, redis_client):
+    settings = app.extensions["albedo.settings"]
+    app.extensions["albedo.settings"] = settings.with_overrides(max_dispatches=1)
+    ann, _, _ = topped_up_customer(app, acme, fake_stripe, make_user)
+    topped_up_customer(app, globex, fake_stripe, make_user)
+    for site in (acme, globex):
+        _listening(app, site, make_user)
+    charge_once(app, acme, ann)
+    with app.app_context():
+        for _ in range(2):  # the first loss is dispatched again; the second ends it
+            redis_client.flushdb()
+            _later(31)
+            outcome = recover()["auto_top_ups"]
+    assert outcome == {"dispatched": 0, "failed": 1, "skipped": 0}
+    [failed] = _top_ups(app, acme)
+    assert failed.status == "failed" and failed.reason.startswith("dispatch_attempts_exhausted")
+    [(data, owed)] = _failure_events(app, acme)
+    assert (data["top_up_id"], data["user_id"], data["reason"], owed) == (
+        str(failed.id), str(ann), "dispatch_attempts_exhausted", 1)
+    with app.app_context():
+        _later(3600)
+        recover()
+    assert len(_failure_events(app, acme)) == 1 and _failure_events(app, globex) == []
+    assert fake_stripe.calls_to("POST", "/v1/payment_intents") == []
+
+
 def test_two_charges_crossing_the_threshold_together_top_up_once(
         app, fake_stripe, acme, globex, make_user):
     fake = fake_stripe

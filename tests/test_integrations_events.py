@@ -44,7 +44,8 @@ def test_every_catalogued_event_is_documented_with_its_version():
         "execution.succeeded", "execution.failed", "license.created", "license.suspended",
         "license.revoked", "license.expired", "license.validation_failed",
         "machine.activated", "customer.created", "subscription.updated", "quota.exceeded",
-        "usage.threshold_reached", "spending_limit.reached", "credits.low"}
+        "usage.threshold_reached", "spending_limit.reached", "credits.low",
+        "credits.top_up_failed"}
 
 
 def test_emit_refuses_unknown_types_missing_fields_and_no_tenant(ctx, acme):

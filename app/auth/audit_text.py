@@ -94,6 +94,55 @@ VERBS: dict[str, str] = {
     "failed_unit_discarded": "discarded a failed {target_type}",
 }
 
+# The watched columns (app.auth.audit_watch) in the words their pages use: a sentence never
+# shows a column name. Amounts are in minor units of the seller's currency, so a field is
+# named, not valued ("spending limit", not "spending_limit_minor").
+FIELD_WORDS: dict[str, str] = {
+    # branding
+    "display_name": "name", "logo_url": "logo", "primary_color": "primary colour",
+    "accent_color": "accent colour", "support_email": "support email",
+    "license_key_prefix": "license key prefix",
+    # agents, plans, webhook endpoints
+    "name": "name", "slug": "slug", "description": "description", "status": "status",
+    "is_template": "template", "code": "code", "amount_minor": "price",
+    "currency": "currency", "interval": "billing interval",
+    "executions_per_month": "executions per month", "agents": "agents",
+    "customers": "customers", "licenses": "licenses", "api_keys": "API keys",
+    "is_default": "default plan", "active": "availability", "stripe_price_id": "Stripe price",
+    "url": "URL", "event_types": "events", "enabled": "enabled",
+    "signing_secret_rotated": "signing secret",
+    # widget keys, license products and policies
+    "allowed_origins": "allowed sites", "appearance": "appearance",
+    "monthly_cap": "monthly cap", "requires_license": "license requirement",
+    "agent_ids": "agents", "entitlements": "entitlements", "product_id": "product",
+    "duration_days": "duration", "expiry_strategy": "behaviour when expired",
+    "grace_period_seconds": "grace period", "max_machines": "maximum machines",
+    "floating": "floating seats", "heartbeat_interval_seconds": "heartbeat interval",
+    "max_executions_per_period": "maximum executions per period",
+    "execution_period_seconds": "execution period",
+    "fingerprint_required": "fingerprint requirement",
+    "require_heartbeat": "first heartbeat requirement",
+    "check_in_interval_seconds": "check-in interval", "max_cores": "maximum cores",
+    # the price book, its prices, plans' included usage, REST hooks
+    "selector": "model", "audience": "audience", "kind": "kind",
+    "input_per_million_minor": "input price per million tokens",
+    "output_per_million_minor": "output price per million tokens",
+    "per_execution_minor": "price per execution", "markup_bp": "markup",
+    "usd_rate_ppm": "rate to the US dollar", "meter_event_name": "meter event name",
+    "stripe_meter_id": "Stripe meter", "included_minor": "included usage",
+    "overage_bp": "overage markup", "event_type": "event",
+    # customers' spending settings
+    "spending_limit_minor": "spending limit", "limit_mode": "what happens at the limit",
+    "credits_enabled": "prepaid credits", "auto_topup_below_minor": "automatic top-up threshold",
+    "auto_topup_amount_minor": "automatic top-up amount",
+}
+
+
+def field_words(names: Iterable[str]) -> str:
+    """"spending limit, prepaid credits": the changed fields as a reader says them."""
+    return ", ".join(FIELD_WORDS.get(name, name.replace("_", " ")) for name in names)
+
+
 ROLE_WORDS = {"RESELLER": "a team member", "USER": "a customer", "ADMIN": "an operator"}
 # Why a sign-in-as ended, when it was not the "Return" button.
 ENDINGS = {"time_limit": " (ended: time limit)", "signed_out": " (ended: signed out)"}
@@ -202,7 +251,7 @@ def describe(events: Iterable[AuditEvent], cross: bool = False) -> list[Line]:
         values["role_word"] = ROLE_WORDS.get(str(details.get("role")), "a member")
         values["ending"] = ENDINGS.get(str(details.get("reason")), "")
         if isinstance(details.get("fields"), list):
-            values["fields"] = ", ".join(details["fields"])
+            values["fields"] = field_words(details["fields"])
         template = VERBS.get(e.action, e.action.replace("_", " "))
         lines.append(Line(e, actor, f"{actor} {template.format_map(values)}", name, link))
     return lines

@@ -189,6 +189,15 @@ def _settings() -> dict[type, _Setting]:
     }
 
 
+def watched_columns() -> set[str]:
+    """Every column whose change an entry can list in its ``fields`` (and the one flag
+    that stands for a rotated secret): what app.auth.audit_text must put in words."""
+    names = set(_BRANDING + _AGENT + _PLAN + _ENDPOINT) | {"signing_secret_rotated"}
+    for setting in _settings().values():
+        names.update(setting.columns)
+    return names
+
+
 def _setting_events(session: Session) -> list[tuple[str, str, Any, dict[str, Any]]]:
     settings = _settings()
     found: list[tuple[str, str, Any, dict[str, Any]]] = []

@@ -8,7 +8,14 @@ from datetime import UTC, datetime, time, timedelta
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
-from wtforms import DateField, SelectField, SelectMultipleField, StringField, ValidationError
+from wtforms import (
+    DateField,
+    SelectChoice,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    ValidationError,
+)
 from wtforms.validators import DataRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -31,8 +38,10 @@ SCOPE_LABELS = {
 PRESETS = (("Read only", tuple(s for s in SCOPES if s.endswith(":read"))),
            ("Execute only", ("agents:execute",)),
            ("Full access", tuple(SCOPES)))
-EXPIRY_CHOICES = [("", "Never"), ("7", "In 7 days"), ("30", "In 30 days"),
-                  ("90", "In 90 days"), ("365", "In a year"), ("date", "On a date…")]
+# SelectChoice: WTForms 3.3 deprecates (value, label) tuples as choices.
+EXPIRY_CHOICES = [SelectChoice("", "Never"), SelectChoice("7", "In 7 days"),
+                  SelectChoice("30", "In 30 days"), SelectChoice("90", "In 90 days"),
+                  SelectChoice("365", "In a year"), SelectChoice("date", "On a date…")]
 MAX_EXPIRY_DAYS = 3650
 
 
@@ -42,7 +51,7 @@ class ApiKeyForm(FlaskForm):
     # Optional boxes, one scope is enough: the "at least one" rule is the form's, not the
     # browser's (a required attribute on every box forced all eight).
     scopes = SelectMultipleField("What the key may do",
-                                 choices=[(s, f"{SCOPE_LABELS.get(s, s)} ({s})")
+                                 choices=[SelectChoice(s, f"{SCOPE_LABELS.get(s, s)} ({s})")
                                           for s in SCOPES],
                                  widget=ListWidget(prefix_label=False),
                                  option_widget=CheckboxInput())

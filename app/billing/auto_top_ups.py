@@ -14,7 +14,9 @@ while it waited, the card is not charged); ``failed`` with a reason: a declined 
 (``card_declined: ...``), a payment that needs the customer (``payment_requires_action``),
 no saved card, top-ups turned off meanwhile, Stripe unreachable after every attempt, or
 jobs lost too often (``dispatch_attempts_exhausted``). A failed top-up leaves the account
-flagged low, so no other top-up starts before credits arrive some other way.
+flagged low, so no other top-up starts before credits arrive some other way, and announces
+``credits.top_up_failed`` (customer, amount, currency, reason) in the transaction that ends
+the row ``failed``: stored once, with the ending, never without it.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ CHARGE_LEASE = timedelta(seconds=120)
 OPEN = ("queued", "running")
 FINISHED = ("succeeded", "failed", "canceled")
 _REASON = "the top-up recovery looks for top-ups whose job was lost, in every tenant"
+FAILED_EVENT = "credits.top_up_failed"
+STOPPED = "worker_stopped: the worker stopped during the charge"
 
 
 def job_id_for(top_up_id: uuid.UUID | str, attempt: int) -> str:
@@ -97,12 +101,35 @@ def claim(top_up_id: uuid.UUID) -> bool:
     return claimed == 1
 
 
+def _recipients(top_up: AutoTopUp):
+    """Who is owed the failure's event, read before the ending's first write (on SQLite
+    that write holds the database's one write lock until the commit)."""
+    from app.integrations.events import recipients
+
+    return recipients((FAILED_EVENT,), owner_user_id=top_up.user_id)
+
+
+def _announce_failure(top_up: AutoTopUp, reason: str, ahead=None) -> None:
+    """``credits.top_up_failed``, in the transaction that ends the row ``failed`` (the
+    caller commits both): the reseller's endpoints, and the customer's own, hear of it."""
+    from app.integrations.events import emit
+
+    code, _, message = reason.partition(": ")
+    emit(FAILED_EVENT, {"top_up_id": str(top_up.id), "user_id": str(top_up.user_id),
+                        "amount": top_up.amount_minor, "currency": top_up.currency,
+                        "reason": code, "message": message[:500]},
+         owner_user_id=top_up.user_id, ahead=ahead)
+
+
 def _finish(top_up: AutoTopUp, status: str, reason: str | None = None) -> str:
+    ahead = _recipients(top_up) if status == "failed" else None
     top_up.status = status
     top_up.reason = reason[:2000] if reason else None
     top_up.lease_until = None
     top_up.next_attempt_at = None
     top_up.finished_at = clock.now()
+    if status == "failed":
+        _announce_failure(top_up, top_up.reason or "failed", ahead)
     db.session.commit()
     return status
 
@@ -209,14 +236,17 @@ def _revive(top_up_id: uuid.UUID, sweep: Sweep) -> str:
         # The worker died mid-charge: Stripe may have charged. The next attempt sends the
         # same idempotency key and so gets that charge back rather than making another.
         last = top_up.attempts >= MAX_ATTEMPTS
+        ahead = _recipients(top_up) if last else None
         moved = db.session.execute(
             update(AutoTopUp).where(AutoTopUp.id == top_up_id, AutoTopUp.status == "running",
                                     AutoTopUp.attempts == top_up.attempts)
             .values(status="failed" if last else "queued", lease_until=None,
                     next_attempt_at=None if last else sweep.now,
                     finished_at=sweep.now if last else None,
-                    reason="worker_stopped: the worker stopped during the charge")
+                    reason=STOPPED)
             .execution_options(synchronize_session=False)).rowcount
+        if moved and last:
+            _announce_failure(top_up, STOPPED, ahead)
         db.session.commit()
         if not moved or last:
             return "failed" if moved else "skipped"
@@ -228,11 +258,14 @@ def _revive(top_up_id: uuid.UUID, sweep: Sweep) -> str:
                         job_id=job_id_for(top_up_id, top_up.attempts), still=(waiting,))
     if result != "exhausted":
         return result
+    ahead = _recipients(top_up)
+    reason = f"{EXHAUSTED}: {exhausted_message(top_up.dispatches)}"
     failed = db.session.execute(
         update(AutoTopUp).where(AutoTopUp.id == top_up_id, waiting,
                                 AutoTopUp.dispatches == top_up.dispatches)
-        .values(status="failed", next_attempt_at=None, finished_at=sweep.now,
-                reason=f"{EXHAUSTED}: {exhausted_message(top_up.dispatches)}")
+        .values(status="failed", next_attempt_at=None, finished_at=sweep.now, reason=reason)
         .execution_options(synchronize_session=False)).rowcount
+    if failed:
+        _announce_failure(top_up, reason, ahead)
     db.session.commit()
     return "failed" if failed else "skipped"

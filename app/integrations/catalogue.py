@@ -91,6 +91,17 @@ EVENTS: dict[str, EventType] = {e.name: e for e in (
               ("user_id", "balance"),
               {"user_id": _CUSTOMER, "balance": 420, "threshold": 500, "currency": "eur",
                "auto_top_up": 2000}),
+    EventType("credits.top_up_failed", 1,
+              "An automatic top-up of a customer's prepaid credits failed for good (once per "
+              "top-up): `reason` is the card's decline code from the payment provider "
+              "(`card_declined`, `expired_card`, …) or `payment_requires_action`, "
+              "`no_payment_method`, `auto_top_up_off`, `stripe_unavailable`, `stripe_error`, "
+              "`worker_stopped`, `dispatch_attempts_exhausted`; `message` says it in words. "
+              "No other automatic top-up starts until credits arrive another way.",
+              ("user_id", "amount", "currency", "reason"),
+              {"top_up_id": "5c7e9a1b-3d5f-4b7a-8c9e-1f3a5b7d9e2c", "user_id": _CUSTOMER,
+               "amount": 2000, "currency": "eur", "reason": "card_declined",
+               "message": "Your card was declined."}),
 )}
 
 # Not subscribable: "send a test event" delivers it to exactly one endpoint.

@@ -46,10 +46,15 @@ STORAGE_PREFIX = "LIMITS"
 BUDGETS_SCRIPT = """
 -- KEYS: ARGV[1] generation counters to read, then per budget: previous, current window
 -- ARGV: number of generation counters, then per budget: limit, window (s), cost
+-- limits' sliding window counter, with the reads it repeats taken once: Redis time stands
+-- still inside a script, so a TTL read once is the TTL later in the same call.
 local n_gen = tonumber(ARGV[1])
 local generations = {}
-for i = 1, n_gen do
-  generations[i] = redis.call('get', KEYS[i]) or '0'
+if n_gen > 0 then
+  generations = redis.call('mget', unpack(KEYS, 1, n_gen))
+  for i = 1, n_gen do
+    generations[i] = generations[i] or '0'
+  end
 end
 local stats = {}
 local refused = 0
@@ -59,26 +64,30 @@ for k = n_gen + 1, #KEYS, 2 do
   local previous, current = KEYS[k], KEYS[k + 1]
   local a = 2 + (budget - 1) * 3
   local limit, expiry, cost = tonumber(ARGV[a]), tonumber(ARGV[a + 1]) * 1000, tonumber(ARGV[a + 2])
-  -- limits' sliding window counter: roll the window, weigh the previous one, take
+  -- roll the window, weigh the previous one, take
   local ttl = tonumber(redis.call('pttl', current))
+  local exists = ttl ~= -2
+  local cc, cttl
   if ttl > 0 and ttl < expiry then
     redis.call('rename', current, previous)
     redis.call('set', current, 0, 'PX', ttl + expiry)
+    cc, cttl = 0, ttl + expiry
+  else
+    cc = exists and (tonumber(redis.call('get', current)) or 0) or 0
+    cttl = math.max(ttl, 0)
   end
   local pc = tonumber(redis.call('get', previous)) or 0
   local pttl = math.max(tonumber(redis.call('pttl', previous)), 0)
-  local cc = tonumber(redis.call('get', current)) or 0
-  local cttl = math.max(tonumber(redis.call('pttl', current)), 0)
   if cost > limit or math.floor(pc * pttl / expiry) + cc + cost > limit then
     refused = budget
   else
-    if redis.call('exists', current) == 1 then
+    if exists then
       redis.call('incrby', current, cost)
     else
       redis.call('set', current, cost, 'PX', expiry * 2)
+      cttl = expiry * 2
     end
     cc = cc + cost
-    cttl = math.max(tonumber(redis.call('pttl', current)), 0)
   end
   stats[#stats + 1] = pc
   stats[#stats + 1] = pttl

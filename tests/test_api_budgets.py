@@ -40,7 +40,7 @@ def test_the_script_and_the_library_take_turns_on_one_counter_and_agree(app):
                 remaining.append(library.get_window_stats(item, *parts).remaining)
         assert decisions == [True, True, True, True, False, False]
         assert remaining == [3, 2, 1, 0, 0, 0]
-        # 1.3 s later the window has rolled: the previous one weighs 4 × 0.7 → 2, so two
+        # 1.3 s later the window has rolled: the previous one weighs 4 * 0.7 → 2, so two
         # more are taken (by either), then both refuse again.
         time.sleep(max(0.0, 1.3 - (time.monotonic() - started)))
         rolled = [not ours().breached, library.hit(item, *parts), not ours().breached,

@@ -24,18 +24,22 @@ class Traffic:
 
         self.statements: list[str] = []
         self.commands: list[tuple] = []
-        with app.app_context():
-            client = get_redis()
-            event.listen(db.engine, "before_cursor_execute", self._statement)
-        original = client.execute_command
+        from redis.connection import AbstractConnection
 
-        def counted(*args, **options):
+        with app.app_context():
+            get_redis()
+            event.listen(db.engine, "before_cursor_execute", self._statement)
+        original = AbstractConnection.send_command
+
+        # On the connections themselves: the budgets' script has connections of its own
+        # (app.redis.ScriptLine), outside the client's execute_command.
+        def counted(connection, *args, **options):
             # The tenant cache's own once-a-second check is not the request's business here.
             if not (args[0] == "GET" and str(args[1]).encode() == TENANT_GENERATION):
                 self.commands.append(args)
-            return original(*args, **options)
+            return original(connection, *args, **options)
 
-        monkeypatch.setattr(client, "execute_command", counted)
+        monkeypatch.setattr(AbstractConnection, "send_command", counted)
 
     def _statement(self, conn, cursor, statement, *args):
         self.statements.append(statement)

@@ -327,3 +327,99 @@ def test_switched_off_every_read_is_the_routes(migrated, acme, people):
     assert ReadLane not in layers
     client = host_client(off, acme.host)
     assert client.get("/api/v1/me", headers=callers["ann"]).status_code == 200
+
+
+def _fetches(monkeypatch) -> list:
+    from app.api.lane.prepared import PreparedRead
+
+    calls: list = []
+    original = PreparedRead.fetch
+
+    def counted(read, *args, **kwargs):
+        calls.append(read)
+        return original(read, *args, **kwargs)
+
+    monkeypatch.setattr(PreparedRead, "fetch", counted)
+    return calls
+
+
+def test_a_remembered_answer_is_served_until_a_change_anywhere_moves_its_counter(
+        lane, app, migrated, acme, globex, people, monkeypatch):
+    callers, agents = people
+    fetches = _fetches(monkeypatch)
+    ann, mine = callers["ann"], agents["ann"][0]
+    item, page = f"/api/v1/agents/{mine}", "/api/v1/agents?limit=50"
+    for path in (item, page, item, page):
+        acme.client.get(path, headers=ann)
+    answered, read = lane.answered, len(fetches)
+    assert acme.client.get(item, headers=ann).get_json()["name"] == "Ann 0"
+    assert len(acme.client.get(page, headers=ann).get_json()["items"]) == 11
+    assert lane.answered == answered + 2 and len(fetches) == read  # remembered, no query
+
+    other = host_client(create_app(migrated), acme.host)  # another process
+    renamed = other.patch(item, headers=ann, json={"name": "Ann renamed"})
+    assert renamed.status_code == 200
+    assert acme.client.get(item, headers=ann).get_json()["name"] == "Ann renamed"
+    names = [a["name"] for a in acme.client.get(page, headers=ann).get_json()["items"]]
+    assert "Ann renamed" in names and "Ann 0" not in names
+    new = other.post("/api/v1/agents", headers=ann, json={"name": "Ann new"}).get_json()["id"]
+    assert new in [a["id"] for a in acme.client.get(page, headers=ann).get_json()["items"]]
+    assert other.delete(item, headers=ann).status_code == 204
+    assert acme.client.get(item, headers=ann).status_code == 404
+    assert mine not in [a["id"] for a in acme.client.get(page, headers=ann).get_json()["items"]]
+    # The other tenant's remembered answers did not move: globex changed nothing.
+    gus_page = "/api/v1/agents?limit=50"
+    for _ in range(2):
+        globex.client.get(gus_page, headers=callers["gus"])
+    read = len(fetches)
+    assert len(globex.client.get(gus_page, headers=callers["gus"]).get_json()["items"]) == 3
+    assert len(fetches) == read
+
+
+def test_rows_gone_by_cascade_or_changed_in_bulk_are_not_served_from_memory(
+        lane, app, acme, people):
+    from sqlalchemy import update
+
+    from app.agents.models import Agent
+    from app.auth.models import User
+    from app.extensions import db
+    from tenants.context import activate
+
+    callers, agents = people
+    page = "/api/v1/agents?limit=50"
+    for _ in range(2):
+        listed = acme.client.get(page, headers=callers["reseller"]).get_json()["items"]
+    assert {a["id"] for a in listed} >= set(agents["bob"])
+    with app.app_context(), activate(acme.info):
+        db.session.delete(db.session.scalar(db.select(User).where(
+            User.email == "bob@example.com")))
+        db.session.commit()  # the database deletes Bob's agents with him
+    listed = acme.client.get(page, headers=callers["reseller"]).get_json()["items"]
+    assert not {a["id"] for a in listed} & set(agents["bob"])
+
+    with app.app_context(), activate(acme.info):
+        db.session.execute(update(Agent).where(Agent.name.like("Template%"))
+                           .values(description="Changed in bulk"))
+        db.session.commit()
+    listed = acme.client.get(page, headers=callers["reseller"]).get_json()["items"]
+    assert {a["description"] for a in listed if a["name"].startswith("Template")} == {
+        "Changed in bulk"}
+
+
+def test_a_redis_that_lost_its_counters_does_not_vouch_for_remembered_answers(
+        lane, app, acme, people, redis_client, owner_engine):
+    from sqlalchemy import text
+
+    callers, agents = people
+    path = f"/api/v1/agents/{agents['ann'][0]}"
+    redis_client.flushdb()  # every counter at zero
+    for _ in range(4):
+        assert acme.client.get(path, headers=callers["ann"]).get_json()["name"] == "Ann 0"
+    # A change nobody was told about (written around the app), then Redis restarts empty:
+    # its counters read as they did when the answer was remembered.
+    with owner_engine.begin() as connection:
+        connection.execute(text("UPDATE agents SET name = 'Ann elsewhere' WHERE name = 'Ann 0'"))
+    redis_client.flushdb()
+    answered = lane.answered
+    assert acme.client.get(path, headers=callers["ann"]).get_json()["name"] == "Ann elsewhere"
+    assert lane.answered == answered + 1

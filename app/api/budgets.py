@@ -321,14 +321,14 @@ def take(budgets: list[tuple[RateLimitItem, bool, str, int]], generation_keys: l
          ) -> tuple[list[Window], list[str]]:
     """Evaluate ``budgets`` — (limit, shared, flask-limiter's key, cost) in flask-limiter's
     order — and read ``generation_keys``, in one script call (raises on a Redis failure)."""
-    from app.redis import script
+    from app.redis import script_line
 
     keys, args = list(generation_keys), [len(generation_keys)]
     for item, _shared, key, cost in budgets:
         current = f"{STORAGE_PREFIX}:{{{key}}}"
         keys += [f"{current}/-1", current]
         args += [item.amount, item.get_expiry(), cost]
-    refused, generations, stats = script(BUDGETS_SCRIPT)(keys=keys, args=args)
+    refused, generations, stats = script_line(BUDGETS_SCRIPT)(keys, args)
     values = [v.decode() if isinstance(v, bytes) else str(v) for v in generations]
     windows = []
     for i in range(len(stats) // 4):

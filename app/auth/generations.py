@@ -67,19 +67,12 @@ def read(keys: Iterable[str]) -> tuple[str, ...]:
 
 def bump(keys: Iterable[str]) -> None:
     """Increment these counters now (never raises: a lost bump only ages out)."""
+    from app.redis import bump_counters
+
     keys = sorted(set(keys))
     if not keys:
         return
-    from app.redis import get_redis
-
-    try:
-        pipe = get_redis().pipeline(transaction=False)
-        for key in keys:
-            pipe.incr(key)
-            pipe.expire(key, _TTL)
-        pipe.execute()
-    except Exception:
-        log.warning("could not bump principal generations %s", keys, exc_info=True)
+    bump_counters(keys, _TTL, "principal generations")
     if has_app_context():
         from app.auth import principal_cache
 

@@ -27,6 +27,7 @@ from marshmallow import Schema
 from sqlalchemy import Integer, Uuid, bindparam
 from sqlalchemy.engine import Engine
 
+from app.api.lane import freshness
 from app.api.lane.prepared import PreparedRead
 from app.api.pagination import MAX_LIMIT, page_statement
 from app.auth.principal import Principal
@@ -43,6 +44,9 @@ class LaneRequest:
     path: dict[str, Any]
     query: dict[str, str]
     engine: Engine
+    # The route's table counters (``freshness``), read before any row: a remembered
+    # answer read under the same values is still the database's answer.
+    counters: tuple[str, ...] = ()
 
 
 Answer = Callable[[LaneRequest], Any]
@@ -57,6 +61,7 @@ class LaneRoute:
     query: frozenset[str]
     pattern: re.Pattern[str]
     uuids: frozenset[str]  # path parameters converted to UUIDs
+    tables: tuple[str, ...] = ()  # what its answers are read from (``freshness``)
 
 
 _ROUTES: dict[str, LaneRoute] = {}
@@ -82,10 +87,36 @@ def _pattern(rule: str) -> tuple[re.Pattern[str], frozenset[str]]:
 
 
 def answer_route(rule: str, answer: Answer, *, scopes: tuple[str, ...] = (),
-                 roles: tuple[str, ...] | None = None, query: tuple[str, ...] = ()) -> None:
+                 roles: tuple[str, ...] | None = None, query: tuple[str, ...] = (),
+                 tables: tuple[str, ...] = ()) -> None:
     pattern, uuids = _pattern(rule)
     _ROUTES[rule] = LaneRoute(rule, tuple(scopes), frozenset(roles) if roles else None, answer,
-                              frozenset(query), pattern, uuids)
+                              frozenset(query), pattern, uuids, tables)
+
+
+def _tables_of(statement: Callable[..., Any], path: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The tables a read's statement selects from (any caller: the same for every one),
+    each watched for changes from now on."""
+    probe = Principal("user", uuid.uuid4(), uuid.uuid4(), "USER", frozenset())
+    stmt = statement(_placeholder(probe), **{name: bindparam(name) for name in path})
+    tables = tuple(sorted({t.name for t in stmt.get_final_froms()}))
+    for table in stmt.get_final_froms():
+        freshness.watch(table)
+    return tables
+
+
+def _remembered(rule: str, key: tuple, request: LaneRequest,
+                read: Callable[[], Any]) -> Any:
+    """The answer remembered under the request's counters, or ``read()`` remembered."""
+    if not freshness.has_epoch(request.counters):
+        return read()
+    answers = freshness.answers_of(rule)
+    answer = answers.get(key, request.counters)
+    if answer is None:
+        answer = read()
+        if answer is not None:
+            answers.put(key, request.counters, answer)
+    return answer
 
 
 def match(path: str) -> tuple[LaneRoute, dict[str, Any]] | None:
@@ -156,17 +187,25 @@ def page_route(rule: str, *, statement: Callable[..., Any], order_by: tuple[Any,
                 params["lane_after_at"], params["lane_after_id"] = decode_cursor(cursor)
             except ApiError:
                 return None  # the route's 400
-        read = read_for(request.principal, bool(cursor))
-        rows = read.fetch(request.engine, request.tenant.id, lane_fetch=limit + 1, **params)
-        next_cursor = None
-        if len(rows) > limit:
-            rows = rows[:limit]
-            last = read.values(rows[-1], request.engine.dialect)
-            next_cursor = encode_cursor(last[created_col.key], last[id_col.key])
-        dump = read.dumper(item_schema, request.engine.dialect).dump
-        return {"items": [dump(row) for row in rows], "next_cursor": next_cursor}
 
-    answer_route(rule, answer, scopes=scopes, roles=roles, query=("cursor", "limit"))
+        def read() -> Any:
+            prepared = read_for(request.principal, bool(cursor))
+            rows = prepared.fetch(request.engine, request.tenant.id, lane_fetch=limit + 1,
+                                  **params)
+            next_cursor = None
+            if len(rows) > limit:
+                rows = rows[:limit]
+                last = prepared.values(rows[-1], request.engine.dialect)
+                next_cursor = encode_cursor(last[created_col.key], last[id_col.key])
+            dump = prepared.dumper(item_schema, request.engine.dialect).dump
+            return {"items": [dump(row) for row in rows], "next_cursor": next_cursor}
+
+        key = (request.tenant.id, _variant(request.principal), request.principal.user_id,
+               request.principal.api_key_id, limit, cursor or None)
+        return _remembered(rule, key, request, read)
+
+    answer_route(rule, answer, scopes=scopes, roles=roles, query=("cursor", "limit"),
+                 tables=_tables_of(statement))
 
 
 def item_route(rule: str, *, statement: Callable[..., Any], schema: type[Schema],
@@ -179,17 +218,24 @@ def item_route(rule: str, *, statement: Callable[..., Any], schema: type[Schema]
     reads: dict[tuple, PreparedRead] = {}
 
     def answer(request: LaneRequest) -> Any:
-        key = _variant(request.principal)
-        read = reads.get(key)
-        if read is None:
-            path = {name: bindparam(f"lane_path_{name}",
-                                    type_=Uuid if name in uuids else None) for name in names}
-            read = reads[key] = PreparedRead(statement(_placeholder(request.principal), **path))
-        params = {f"lane_path_{name}": value for name, value in request.path.items()}
-        rows = read.fetch(request.engine, request.tenant.id, **_ids(request.principal),
-                          **params)
-        if not rows:
-            return None
-        return read.dumper(item_schema, request.engine.dialect).dump(rows[0])
+        def read() -> Any:
+            key = _variant(request.principal)
+            prepared = reads.get(key)
+            if prepared is None:
+                path = {name: bindparam(f"lane_path_{name}",
+                                        type_=Uuid if name in uuids else None)
+                        for name in names}
+                prepared = reads[key] = PreparedRead(
+                    statement(_placeholder(request.principal), **path))
+            params = {f"lane_path_{name}": value for name, value in request.path.items()}
+            rows = prepared.fetch(request.engine, request.tenant.id,
+                                  **_ids(request.principal), **params)
+            if not rows:
+                return None
+            return prepared.dumper(item_schema, request.engine.dialect).dump(rows[0])
 
-    answer_route(rule, answer, scopes=scopes, roles=roles)
+        key = (request.tenant.id, _variant(request.principal), request.principal.user_id,
+               request.principal.api_key_id, tuple(sorted(request.path.items())))
+        return _remembered(rule, key, request, read)
+
+    answer_route(rule, answer, scopes=scopes, roles=roles, tables=_tables_of(statement, names))

@@ -30,7 +30,7 @@ from werkzeug.wsgi import get_host
 
 from app import clock, logs
 from app.api import budgets
-from app.api.lane import routes
+from app.api.lane import freshness, routes
 from app.api.serialization import FastJSONProvider
 from tenants.context import activate
 from tenants.hosts import normalise_host
@@ -115,7 +115,7 @@ class ReadLane:
         if not outage.may_ask():
             return None  # the route's in-memory fallback decides
         taken = self._budgets(environ, tenant.id, token)
-        counters = [GENERATION_KEY, *entry.keys]
+        counters = [GENERATION_KEY, *entry.keys, *freshness.keys_for(route.tables, tenant.id)]
         try:
             windows, values = budgets.take(taken, counters)
         except Exception as exc:
@@ -128,15 +128,17 @@ class ReadLane:
                     dict(zip(counters, values, strict=True)))
         resolver = self.app.extensions["albedo.tenant_resolver"]
         moved = resolver.observe_generation(int(values[0]))
-        if any(w.breached for w in windows) or moved or tuple(values[1:]) != entry.generations:
-            if tuple(values[1:]) != entry.generations:
+        seen = tuple(values[1:1 + len(entry.keys)])
+        if any(w.breached for w in windows) or moved or seen != entry.generations:
+            if seen != entry.generations:
                 principal_cache.of_app().forget(tenant.id, digest)
             environ[budgets.LANE_TAKEN] = handover
             return None
         g.request_id = logs.request_id_for(environ.get("HTTP_X_REQUEST_ID", ""))
         g.log_user_id = str(principal.user_id)
-        payload = route.answer(routes.LaneRequest(tenant, principal, path_args, query,
-                                                  db.engine))
+        payload = route.answer(routes.LaneRequest(
+            tenant, principal, path_args, query, db.engine,
+            tuple(values[1 + len(entry.keys):])))
         if payload is None:
             environ[budgets.LANE_TAKEN] = handover
             return None

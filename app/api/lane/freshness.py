@@ -1,0 +1,177 @@
+"""Counters that tell the lane's remembered answers they are out of date.
+
+The lane keeps, per process, the last answer of each read it serves (a page of agents for
+one caller, one agent), together with the values of the counters the answer depends on,
+read in the request's budgets script *before* the rows were read. Every committed change to
+a table a lane read selects from bumps that table's counter for the changed row's tenant —
+after the commit, from a session event, whatever code path wrote the rows — so the next
+read in any process sees a moved counter and reads the database again.
+
+Changes a flush does not show are covered too:
+
+* a row deleted by the database's own cascade (a user's agents when the user is deleted):
+  deleting a row of a table the read table cascades from bumps the read table's counter;
+* a bulk UPDATE or DELETE statement on one of these tables bumps the current tenant's
+  counter, or, with no tenant in context, the table's counter for every tenant.
+
+A bump lost to a Redis outage at that moment is bounded by the answers' maximum age
+(``MAX_AGE``); while Redis is down the lane answers nothing at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Table, event
+from sqlalchemy.orm import Session
+
+from app import commit_hooks
+
+log = logging.getLogger(__name__)
+
+_PREFIX = "albedo:read-gen:"
+EPOCH_KEY = _PREFIX + "epoch"
+_TTL = 30 * 24 * 3600  # an expired counter reads as 0: a mismatch, never a false match
+MAX_AGE = 60.0
+MAX_ANSWERS = 4096
+
+# table name -> the tables whose deleted rows take rows of it along (ON DELETE CASCADE/SET NULL)
+_WATCHED: dict[str, set[str]] = {}
+_installed = False
+
+
+def tenant_key(table: str, tenant_id: uuid.UUID | str) -> str:
+    return f"{_PREFIX}{table}:{tenant_id}"
+
+
+def every_tenant_key(table: str) -> str:
+    return f"{_PREFIX}{table}:*"
+
+
+def keys_for(tables: Iterable[str], tenant_id: uuid.UUID) -> list[str]:
+    """The counters an answer reading ``tables`` for this tenant depends on, after this
+    Redis's epoch: a Redis that lost its data (it keeps nothing on disk) starts its counters
+    at zero again, which must not match an answer remembered under an earlier zero."""
+    tables = list(tables)
+    if not tables:
+        return []
+    out = [EPOCH_KEY]
+    for table in tables:
+        out += [tenant_key(table, tenant_id), every_tenant_key(table)]
+    return out
+
+
+def watch(table: Table) -> None:
+    """Bump ``table``'s counters on every committed change to it (installed once)."""
+    parents = set()
+    for key in table.foreign_keys:
+        if (key.ondelete or "").upper() in ("CASCADE", "SET NULL"):
+            parents.add(key.column.table.name)
+    _WATCHED.setdefault(table.name, set()).update(parents)
+    _install()
+
+
+def _changed_keys(session: Session) -> set[str]:
+    keys: set[str] = set()
+    if not _WATCHED:
+        return keys
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        table = getattr(type(obj), "__table__", None)
+        if table is None:
+            continue
+        tenant = getattr(obj, "tenant_id", None)
+        if table.name in _WATCHED and (obj not in session.dirty or session.is_modified(obj)):
+            keys.add(tenant_key(table.name, tenant) if tenant else every_tenant_key(table.name))
+        if obj in session.deleted:
+            for watched, parents in _WATCHED.items():
+                if table.name in parents:
+                    keys.add(tenant_key(watched, tenant) if tenant
+                             else every_tenant_key(watched))
+    return keys
+
+
+def _bulk_keys(state) -> set[str]:
+    from tenants.context import current_or_none
+
+    if not (state.is_update or state.is_delete or state.is_insert):
+        return set()
+    table = getattr(state.statement, "table", None)
+    name = getattr(table, "name", None)
+    concerned = [w for w, parents in _WATCHED.items()
+                 if w == name or (state.is_delete and name in parents)]
+    tenant = current_or_none()
+    return {tenant_key(w, tenant.id) if tenant else every_tenant_key(w) for w in concerned}
+
+
+def bump(keys: Iterable[str]) -> None:
+    """Increment these counters now (never raises: a lost bump only ages out)."""
+    from app.redis import bump_counters
+
+    bump_counters(sorted(set(keys)), _TTL, "read generations")
+
+
+def _install() -> None:
+    global _installed
+    if _installed:
+        return
+    commit_hooks.on_commit("lane_reads", _changed_keys, bump)
+
+    @event.listens_for(Session, "do_orm_execute")
+    def _note_bulk(state):
+        if _WATCHED:
+            commit_hooks.note(state.session, "lane_reads", _bulk_keys(state))
+
+    _installed = True
+
+
+def has_epoch(counters: tuple[str, ...]) -> bool:
+    """Whether the counters were read under an epoch; if not, one is set for next time."""
+    if counters and counters[0] != "0":
+        return True
+    from app.redis import get_redis
+
+    try:
+        get_redis().set(EPOCH_KEY, uuid.uuid4().hex, nx=True)
+    except Exception:
+        log.warning("could not set the read generations' epoch", exc_info=True)
+    return False
+
+
+def answers_of(name: str) -> Answers:
+    """This app's remembered answers of the read ``name``."""
+    from flask import current_app
+
+    by_name = current_app.extensions.setdefault("albedo.lane_answers", {})
+    answers = by_name.get(name)
+    if answers is None:
+        answers = by_name.setdefault(name, Answers())
+    return answers
+
+
+class Answers:
+    """The last answers of one lane read in this process, each under the counter values it
+    was read with; at most ``MAX_ANSWERS``, none older than ``MAX_AGE``."""
+
+    def __init__(self) -> None:
+        self._answers: OrderedDict[tuple, tuple[tuple, float, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.monotonic = time.monotonic
+
+    def get(self, key: tuple, counters: tuple) -> Any | None:
+        found = self._answers.get(key)
+        if found is None or found[0] != counters or self.monotonic() - found[1] > MAX_AGE:
+            return None
+        return found[2]
+
+    def put(self, key: tuple, counters: tuple, answer: Any) -> None:
+        with self._lock:
+            self._answers[key] = (counters, self.monotonic(), answer)
+            self._answers.move_to_end(key)
+            while len(self._answers) > MAX_ANSWERS:
+                self._answers.popitem(last=False)

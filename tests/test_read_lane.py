@@ -427,3 +427,97 @@ def test_a_redis_that_lost_its_counters_does_not_vouch_for_remembered_answers(
     answered = lane.answered
     assert acme.client.get(path, headers=callers["ann"]).get_json()["name"] == "Ann elsewhere"
     assert lane.answered == answered + 1
+
+
+def test_a_read_that_fails_in_the_lane_is_the_routes_with_its_budgets_taken_once(
+        lane, acme, people, monkeypatch, caplog):
+    from app.api.lane.prepared import PreparedRead
+
+    callers, agents = people
+    path = f"/api/v1/agents/{agents['ann'][1]}"
+    warm = [acme.client.get(path, headers=callers["ann"]) for _ in range(2)][-1]
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("the lane's own bug")
+
+    monkeypatch.setattr(PreparedRead, "fetch", broken)
+    monkeypatch.setattr("app.api.lane.freshness.Answers.get", lambda *_args: None)
+    answer = acme.client.get(path, headers=callers["ann"])
+    assert answer.status_code == 200 and answer.get_json()["id"] == agents["ann"][1]
+    assert _remaining(answer) == _remaining(warm) - 1
+    assert "read lane failed" in caplog.text
+
+
+@pytest.fixture
+def threads(app, acme, globex, people):
+    """Conversations: Ann three with her first agent and two with her second, Bob one, and
+    on globex the look-alike two."""
+    from app.agents.models import Conversation
+    from app.auth.models import User
+    from app.extensions import db
+    from tenants.context import activate
+
+    _callers, agents = people
+    made: dict[str, list[str]] = {}
+    for site, email, plan in ((acme, "ann@example.com", [("ann", 0)] * 3 + [("ann", 1)] * 2),
+                              (acme, "bob@example.com", [("bob", 0)]),
+                              (globex, "ann@example.com", [("gus", 0)] * 2)):
+        with app.app_context(), activate(site.info):
+            user = db.session.scalar(db.select(User).where(User.email == email))
+            rows = [Conversation(agent_id=uuid.UUID(agents[who][n]), user_id=user.id,
+                                 title=f"{who} thread {i}") for i, (who, n) in enumerate(plan)]
+            db.session.add_all(rows)
+            db.session.commit()
+            made[plan[0][0]] = [str(row.id) for row in rows]
+    return made
+
+
+@pytest.mark.parametrize("who", ["reseller", "ann", "ann_key", "bob"])
+def test_conversation_pages_are_the_routes_pages(lane, acme, globex, people, threads, who):
+    callers, agents = people
+    headers = callers[who]
+    everything = _compare(lane, acme, "/api/v1/conversations", headers)["items"]
+    expected = {"reseller": threads["ann"] + threads["bob"], "bob": threads["bob"]}.get(
+        who, threads["ann"])
+    assert sorted(item["id"] for item in everything) == sorted(expected)
+    first = agents["ann"][0]
+    filtered = _compare(lane, acme, f"/api/v1/conversations?agent_id={first}&limit=2",
+                        headers)
+    assert all(item["agent_id"] == first for item in filtered["items"])
+    if filtered["next_cursor"]:
+        _compare(lane, acme, f"/api/v1/conversations?agent_id={first}&limit=2&cursor="
+                 + filtered["next_cursor"], headers)
+    # Another tenant's agent: nothing, as the route says.
+    assert _compare(lane, acme, f"/api/v1/conversations?agent_id={agents['gus'][0]}",
+                    headers)["items"] == []
+
+
+def test_a_malformed_filter_is_the_routes_to_refuse(lane, acme, people, threads):
+    callers, _agents = people
+    for _ in range(2):
+        acme.client.get("/api/v1/conversations", headers=callers["ann"])
+    answered = lane.answered
+    refused = acme.client.get("/api/v1/conversations?agent_id=not-a-uuid",
+                              headers=callers["ann"])
+    assert refused.status_code == 422 and set(refused.get_json()) == {"error"}
+    assert lane.answered == answered
+
+
+def test_a_new_conversation_is_listed_at_once(lane, app, acme, people, threads):
+    from app.agents.models import Conversation
+    from app.extensions import db
+    from tenants.context import activate
+
+    callers, _agents = people
+    for _ in range(3):
+        listed = acme.client.get("/api/v1/conversations", headers=callers["bob"])
+    assert len(listed.get_json()["items"]) == 1
+    with app.app_context(), activate(acme.info):
+        row = db.session.get(Conversation, uuid.UUID(threads["bob"][0]))
+        db.session.add(Conversation(agent_id=row.agent_id, user_id=row.user_id, title="New"))
+        row.title = "Renamed"
+        db.session.commit()
+    answered = lane.answered
+    titles = {c["title"] for c in acme.client.get(
+        "/api/v1/conversations", headers=callers["bob"]).get_json()["items"]}
+    assert titles == {"New", "Renamed"} and lane.answered == answered + 1

@@ -35,6 +35,7 @@ from tenants.context import TenantInfo
 
 _UUID = "[A-Fa-f0-9]{8}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{12}"
 _LIMIT = re.compile(r"^[0-9]{1,3}$")
+_UUID_TEXT = re.compile(f"^{_UUID}\\Z")
 
 
 @dataclass
@@ -151,9 +152,11 @@ def _ids(principal: Principal) -> dict[str, Any]:
 
 def page_route(rule: str, *, statement: Callable[..., Any], order_by: tuple[Any, Any],
                schema: type[Schema], scopes: tuple[str, ...] = (),
-               roles: tuple[str, ...] | None = None) -> None:
-    """A cursor page, as ``paginate(statement(principal), cursor, limit, order_by)`` and
-    ``page_of(schema)`` answer it."""
+               roles: tuple[str, ...] | None = None, uuid_filters: tuple[str, ...] = ()
+               ) -> None:
+    """A cursor page, as ``paginate(statement(principal, **filters), cursor, limit,
+    order_by)`` and ``page_of(schema)`` answer it; ``uuid_filters`` are optional query
+    parameters (UUIDs) handed to ``statement`` by name, None when absent."""
     from app.api.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor
     from app.errors import ApiError
 
@@ -161,14 +164,17 @@ def page_route(rule: str, *, statement: Callable[..., Any], order_by: tuple[Any,
     item_schema = schema()
     reads: dict[tuple, PreparedRead] = {}
 
-    def read_for(principal: Principal, after: bool) -> PreparedRead:
-        key = (_variant(principal), after)
+    def read_for(principal: Principal, after: bool, filters: dict[str, Any]) -> PreparedRead:
+        present = tuple(sorted(name for name, value in filters.items() if value is not None))
+        key = (_variant(principal), after, present)
         read = reads.get(key)
         if read is None:
             position = (bindparam("lane_after_at", type_=created_col.type),
                         bindparam("lane_after_id", type_=id_col.type)) if after else None
+            placeholders = {name: bindparam(f"lane_filter_{name}", type_=Uuid)
+                            if name in present else None for name in uuid_filters}
             read = reads[key] = PreparedRead(page_statement(
-                statement(_placeholder(principal)), order_by, after=position,
+                statement(_placeholder(principal), **placeholders), order_by, after=position,
                 fetch=bindparam("lane_fetch", type_=Integer)))
         return read
 
@@ -182,6 +188,13 @@ def page_route(rule: str, *, statement: Callable[..., Any], order_by: tuple[Any,
             return None  # the route's 422
         cursor = request.query.get("cursor")
         params = _ids(request.principal)
+        filters: dict[str, Any] = dict.fromkeys(uuid_filters)
+        for name in uuid_filters:
+            text = request.query.get(name)
+            if text is not None:
+                if not _UUID_TEXT.match(text):
+                    return None  # the route's 422
+                filters[name] = params[f"lane_filter_{name}"] = uuid.UUID(text)
         if cursor:
             try:
                 params["lane_after_at"], params["lane_after_id"] = decode_cursor(cursor)
@@ -189,7 +202,7 @@ def page_route(rule: str, *, statement: Callable[..., Any], order_by: tuple[Any,
                 return None  # the route's 400
 
         def read() -> Any:
-            prepared = read_for(request.principal, bool(cursor))
+            prepared = read_for(request.principal, bool(cursor), filters)
             rows = prepared.fetch(request.engine, request.tenant.id, lane_fetch=limit + 1,
                                   **params)
             next_cursor = None
@@ -201,11 +214,13 @@ def page_route(rule: str, *, statement: Callable[..., Any], order_by: tuple[Any,
             return {"items": [dump(row) for row in rows], "next_cursor": next_cursor}
 
         key = (request.tenant.id, _variant(request.principal), request.principal.user_id,
-               request.principal.api_key_id, limit, cursor or None)
+               request.principal.api_key_id, limit, cursor or None,
+               tuple(filters.values()))
         return _remembered(rule, key, request, read)
 
-    answer_route(rule, answer, scopes=scopes, roles=roles, query=("cursor", "limit"),
-                 tables=_tables_of(statement))
+    answer_route(rule, answer, scopes=scopes, roles=roles,
+                 query=("cursor", "limit", *uuid_filters),
+                 tables=_tables_of(statement, uuid_filters))
 
 
 def item_route(rule: str, *, statement: Callable[..., Any], schema: type[Schema],

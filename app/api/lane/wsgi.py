@@ -124,15 +124,16 @@ class ReadLane:
             outage.failed()
             return None
         outage.answered()
-        handover = ([key for _item, _shared, key, _cost in taken], windows,
-                    dict(zip(counters, values, strict=True)))
+        # From here on the budgets are taken: whatever the route answers instead of the lane
+        # (a refusal, a moved counter, a row not found, an exception), it is handed them.
+        environ[budgets.LANE_TAKEN] = ([key for _item, _shared, key, _cost in taken], windows,
+                                       dict(zip(counters, values, strict=True)))
         resolver = self.app.extensions["albedo.tenant_resolver"]
         moved = resolver.observe_generation(int(values[0]))
         seen = tuple(values[1:1 + len(entry.keys)])
         if any(w.breached for w in windows) or moved or seen != entry.generations:
             if seen != entry.generations:
                 principal_cache.of_app().forget(tenant.id, digest)
-            environ[budgets.LANE_TAKEN] = handover
             return None
         g.request_id = logs.request_id_for(environ.get("HTTP_X_REQUEST_ID", ""))
         g.log_user_id = str(principal.user_id)
@@ -140,12 +141,12 @@ class ReadLane:
             tenant, principal, path_args, query, db.engine,
             tuple(values[1 + len(entry.keys):])))
         if payload is None:
-            environ[budgets.LANE_TAKEN] = handover
             return None
         if principal.kind == "api_key":
             api_keys.note_use(tenant.id, principal.api_key_id)
         body = orjson.dumps(payload, default=self.app.json.default,
                             option=FastJSONProvider._OPTIONS)
+        del environ[budgets.LANE_TAKEN]  # answered here
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
                    *budgets.window_headers(windows, time.time()),
                    ("X-Request-ID", g.request_id)]

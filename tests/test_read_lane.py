@@ -521,3 +521,21 @@ def test_a_new_conversation_is_listed_at_once(lane, app, acme, people, threads):
     titles = {c["title"] for c in acme.client.get(
         "/api/v1/conversations", headers=callers["bob"]).get_json()["items"]}
     assert titles == {"New", "Renamed"} and lane.answered == answered + 1
+
+
+def test_remembered_answers_are_bounded_by_rows_and_age():
+    from app.api.lane import freshness
+
+    answers = freshness.Answers(max_rows=10)
+    now = [0.0]
+    answers.monotonic = lambda: now[0]
+    page = {"items": [{"n": i} for i in range(4)], "next_cursor": None}
+    for n in range(3):
+        answers.put(("page", n), ("1",), page)
+    assert len(answers) == 2 and answers.get(("page", 0), ("1",)) is None  # 12 rows > 10
+    assert answers.get(("page", 2), ("1",)) is page
+    assert answers.get(("page", 2), ("2",)) is None  # another counter value: not this one
+    answers.put(("one", 1), ("1",), {"id": "x"})
+    assert len(answers) == 3
+    now[0] = freshness.MAX_AGE + 1
+    assert answers.get(("one", 1), ("1",)) is None

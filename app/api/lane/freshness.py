@@ -39,7 +39,7 @@ _PREFIX = "albedo:read-gen:"
 EPOCH_KEY = _PREFIX + "epoch"
 _TTL = 30 * 24 * 3600  # an expired counter reads as 0: a mismatch, never a false match
 MAX_AGE = 60.0
-MAX_ANSWERS = 4096
+MAX_ROWS = 20_000  # per read and process: a few MB
 
 # table name -> the tables whose deleted rows take rows of it along (ON DELETE CASCADE/SET NULL)
 _WATCHED: dict[str, set[str]] = {}
@@ -156,11 +156,14 @@ def answers_of(name: str) -> Answers:
 
 class Answers:
     """The last answers of one lane read in this process, each under the counter values it
-    was read with; at most ``MAX_ANSWERS``, none older than ``MAX_AGE``."""
+    was read with; none older than ``MAX_AGE``, and at most ``MAX_ROWS`` rows in all (a page
+    weighs its items, an object one), the least recently stored dropped first."""
 
-    def __init__(self) -> None:
-        self._answers: OrderedDict[tuple, tuple[tuple, float, Any]] = OrderedDict()
+    def __init__(self, max_rows: int = MAX_ROWS) -> None:
+        self._answers: OrderedDict[tuple, tuple[tuple, float, Any, int]] = OrderedDict()
+        self._rows = 0
         self._lock = threading.Lock()
+        self.max_rows = max_rows
         self.monotonic = time.monotonic
 
     def get(self, key: tuple, counters: tuple) -> Any | None:
@@ -170,8 +173,17 @@ class Answers:
         return found[2]
 
     def put(self, key: tuple, counters: tuple, answer: Any) -> None:
+        rows = len(answer["items"]) if isinstance(answer, dict) and isinstance(
+            answer.get("items"), list) else 1
+        rows = max(rows, 1)
         with self._lock:
-            self._answers[key] = (counters, self.monotonic(), answer)
-            self._answers.move_to_end(key)
-            while len(self._answers) > MAX_ANSWERS:
-                self._answers.popitem(last=False)
+            previous = self._answers.pop(key, None)
+            if previous is not None:
+                self._rows -= previous[3]
+            self._answers[key] = (counters, self.monotonic(), answer, rows)
+            self._rows += rows
+            while self._rows > self.max_rows and self._answers:
+                self._rows -= self._answers.popitem(last=False)[1][3]
+
+    def __len__(self) -> int:
+        return len(self._answers)

@@ -5,6 +5,7 @@ kind of caller."""
 from __future__ import annotations
 
 import contextlib
+import re
 import uuid
 
 import pytest
@@ -292,7 +293,7 @@ def test_every_lane_read_is_a_get_route_with_the_shared_budgets_only(app, acme):
     for route in lane_routes.routes():
         assert route.rule in rules and "GET" in rules[route.rule].methods, route.rule
         endpoint = rules[route.rule].endpoint
-        path = route.rule.replace("<uuid:agent_id>", str(uuid.uuid4()))
+        path = re.sub(r"<uuid:\w+>", str(uuid.uuid4()), route.rule)
         with app.test_request_context(path, headers={"Host": acme.host,
                                                      "Authorization": "Bearer x"}), \
                 activate(acme.info):
@@ -539,3 +540,37 @@ def test_remembered_answers_are_bounded_by_rows_and_age():
     assert len(answers) == 3
     now[0] = freshness.MAX_AGE + 1
     assert answers.get(("one", 1), ("1",)) is None
+
+
+def test_a_resellers_users_are_the_routes_users(lane, acme, globex, people):
+    callers, _agents = people
+    reseller = callers["reseller"]
+    everyone = _compare(lane, acme, "/api/v1/users", reseller)["items"]
+    assert sorted(u["email"] for u in everyone) == [
+        "ann@example.com", "bob@example.com", "owner@acme.example"]
+    customers = _compare(lane, acme, "/api/v1/users?role=USER&limit=1", reseller)
+    assert customers["items"][0]["role"] == "USER" and customers["next_cursor"]
+    _compare(lane, acme, "/api/v1/users?role=USER&limit=1&cursor=" + customers["next_cursor"],
+             reseller)
+    bob = next(u for u in everyone if u["email"] == "bob@example.com")
+    assert _compare(lane, acme, f"/api/v1/users/{bob['id']}", reseller) == bob
+
+    renamed = acme.client.patch(f"/api/v1/users/{bob['id']}", headers=reseller,
+                                json={"role": "RESELLER"})
+    assert renamed.status_code == 200
+    answered = lane.answered
+    assert acme.client.get(f"/api/v1/users/{bob['id']}", headers=reseller
+                           ).get_json()["role"] == "RESELLER"
+    assert "bob@example.com" not in [u["email"] for u in acme.client.get(
+        "/api/v1/users?role=USER", headers=reseller).get_json()["items"]]
+    assert lane.answered == answered + 2
+
+    gus = globex.client.get("/api/v1/me", headers=callers["gus"]).get_json()["user_id"]
+    for path, headers, status in ((f"/api/v1/users/{gus}", reseller, 404),
+                                  ("/api/v1/users?role=OWNER", reseller, 422),
+                                  ("/api/v1/users", callers["ann"], 403)):
+        acme.client.get("/api/v1/me", headers=headers)
+        answered = lane.answered
+        answer = acme.client.get(path, headers=headers)
+        assert answer.status_code == status and set(answer.get_json()) == {"error"}
+        assert lane.answered == answered

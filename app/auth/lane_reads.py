@@ -1,12 +1,16 @@
-"""The identity feature's reads in the read lane (app/api/lane): ``GET /api/v1/me``."""
+"""The identity feature's reads in the read lane (app/api/lane): ``/me``, and a reseller's
+users page and one user, from the same statements and schema as app/auth/users_api.py."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from app.api.lane.routes import LaneRequest, answer_route
+from app.api.lane.routes import LaneRequest, answer_route, item_route, page_route
+from app.auth import users
 from app.auth.api import me_answer
+from app.auth.models import ROLES, User
 from app.auth.schemas import MeSchema
+from tenants.schemas import TenantUserSchema
 
 _SCHEMA = MeSchema()
 
@@ -18,3 +22,8 @@ def _me(request: LaneRequest) -> Any:
 
 
 answer_route("/api/v1/me", _me)
+page_route("/api/v1/users", roles=("RESELLER",), schema=TenantUserSchema,
+           statement=lambda _principal, role: users.users_query(role),
+           order_by=(User.created_at, User.id), choice_filters={"role": tuple(ROLES)})
+item_route("/api/v1/users/<uuid:user_id>", roles=("RESELLER",), schema=TenantUserSchema,
+           statement=lambda _principal, user_id: users.user_by_id(user_id))

@@ -9,8 +9,9 @@ bumps the session version, ending the user's sessions and access tokens.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from app import clock
 from app.auth import audit
@@ -21,6 +22,12 @@ from app.auth.tokens import revoke_all_for_user
 from app.billing.limits import ensure_room
 from app.errors import ApiError
 from app.extensions import db
+
+
+def user_by_id(user_id: Any) -> Select:
+    """One user of the tenant (``user_id`` may be a bound parameter: the read lane compiles
+    this once, app/auth/lane_reads.py)."""
+    return select(User).where(User.id == user_id)
 
 
 def users_query(role: str | None = None):

@@ -49,7 +49,7 @@ class UserItem(MethodView):
     @require(roles=("RESELLER",))
     def get(self, user_id: uuid.UUID):
         """One user of this reseller's site."""
-        user = db.session.get(User, user_id)
+        user = db.session.scalars(users.user_by_id(user_id)).first()
         if user is None:
             raise ApiError(404, "not_found", "No such user.")
         return user

@@ -99,7 +99,7 @@ def _tables_of(statement: Callable[..., Any], path: tuple[str, ...] = ()) -> tup
     """The tables a read's statement selects from (any caller: the same for every one),
     each watched for changes from now on."""
     probe = Principal("user", uuid.uuid4(), uuid.uuid4(), "USER", frozenset())
-    stmt = statement(_placeholder(probe), **{name: bindparam(name) for name in path})
+    stmt = statement(_placeholder(probe), **dict.fromkeys(path))
     tables = tuple(sorted({t.name for t in stmt.get_final_froms()}))
     for table in stmt.get_final_froms():
         freshness.watch(table)
@@ -152,11 +152,13 @@ def _ids(principal: Principal) -> dict[str, Any]:
 
 def page_route(rule: str, *, statement: Callable[..., Any], order_by: tuple[Any, Any],
                schema: type[Schema], scopes: tuple[str, ...] = (),
-               roles: tuple[str, ...] | None = None, uuid_filters: tuple[str, ...] = ()
-               ) -> None:
+               roles: tuple[str, ...] | None = None, uuid_filters: tuple[str, ...] = (),
+               choice_filters: dict[str, tuple[str, ...]] | None = None) -> None:
     """A cursor page, as ``paginate(statement(principal, **filters), cursor, limit,
-    order_by)`` and ``page_of(schema)`` answer it; ``uuid_filters`` are optional query
-    parameters (UUIDs) handed to ``statement`` by name, None when absent."""
+    order_by)`` and ``page_of(schema)`` answer it. Filters are optional query parameters
+    handed to ``statement`` by name, None when absent: ``uuid_filters`` as bound UUIDs,
+    ``choice_filters`` (name: the values the route accepts) as the value itself."""
+    choices = dict(choice_filters or {})
     from app.api.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor
     from app.errors import ApiError
 
@@ -165,14 +167,18 @@ def page_route(rule: str, *, statement: Callable[..., Any], order_by: tuple[Any,
     reads: dict[tuple, PreparedRead] = {}
 
     def read_for(principal: Principal, after: bool, filters: dict[str, Any]) -> PreparedRead:
-        present = tuple(sorted(name for name, value in filters.items() if value is not None))
-        key = (_variant(principal), after, present)
+        present = tuple(sorted(name for name, value in filters.items()
+                               if value is not None and name in uuid_filters))
+        chosen = tuple(sorted((name, filters[name]) for name in choices))
+        key = (_variant(principal), after, present, chosen)
         read = reads.get(key)
         if read is None:
             position = (bindparam("lane_after_at", type_=created_col.type),
                         bindparam("lane_after_id", type_=id_col.type)) if after else None
-            placeholders = {name: bindparam(f"lane_filter_{name}", type_=Uuid)
-                            if name in present else None for name in uuid_filters}
+            placeholders: dict[str, Any] = {
+                name: bindparam(f"lane_filter_{name}", type_=Uuid) if name in present else None
+                for name in uuid_filters}
+            placeholders.update(chosen)
             read = reads[key] = PreparedRead(page_statement(
                 statement(_placeholder(principal), **placeholders), order_by, after=position,
                 fetch=bindparam("lane_fetch", type_=Integer)))
@@ -188,13 +194,18 @@ def page_route(rule: str, *, statement: Callable[..., Any], order_by: tuple[Any,
             return None  # the route's 422
         cursor = request.query.get("cursor")
         params = _ids(request.principal)
-        filters: dict[str, Any] = dict.fromkeys(uuid_filters)
+        filters: dict[str, Any] = dict.fromkeys((*uuid_filters, *choices))
         for name in uuid_filters:
             text = request.query.get(name)
             if text is not None:
                 if not _UUID_TEXT.match(text):
                     return None  # the route's 422
                 filters[name] = params[f"lane_filter_{name}"] = uuid.UUID(text)
+        for name, accepted in choices.items():
+            text = request.query.get(name)
+            if text is not None and text not in accepted:
+                return None  # the route's 422
+            filters[name] = text
         if cursor:
             try:
                 params["lane_after_at"], params["lane_after_id"] = decode_cursor(cursor)
@@ -219,8 +230,8 @@ def page_route(rule: str, *, statement: Callable[..., Any], order_by: tuple[Any,
         return _remembered(rule, key, request, read)
 
     answer_route(rule, answer, scopes=scopes, roles=roles,
-                 query=("cursor", "limit", *uuid_filters),
-                 tables=_tables_of(statement, uuid_filters))
+                 query=("cursor", "limit", *uuid_filters, *choices),
+                 tables=_tables_of(statement, (*uuid_filters, *choices)))
 
 
 def item_route(rule: str, *, statement: Callable[..., Any], schema: type[Schema],

@@ -574,3 +574,38 @@ def test_a_resellers_users_are_the_routes_users(lane, acme, globex, people):
         answer = acme.client.get(path, headers=headers)
         assert answer.status_code == status and set(answer.get_json()) == {"error"}
         assert lane.answered == answered
+
+
+def test_webhook_endpoint_pages_are_the_routes_pages(migrated, monkeypatch, acme, globex,
+                                                     people, api_caller):
+    from tests.fakes.webhooks import app_allowing
+
+    callers, _agents = people
+    with app_allowing(migrated, 9) as hooks:
+        lane = Lane(hooks, monkeypatch)
+        acme_http, globex_http = host_client(hooks, acme.host), host_client(hooks, globex.host)
+        made = {}
+        for who, client, headers in (("ann", acme_http, callers["ann"]),
+                                     ("bob", acme_http, callers["bob"]),
+                                     ("reseller", acme_http, callers["reseller"]),
+                                     ("gus", globex_http, callers["gus"])):
+            answer = client.post("/api/v1/webhooks/endpoints", headers=headers, json={
+                "url": f"http://127.0.0.1:9/{who}", "event_types": ["license.created"]})
+            assert answer.status_code == 201, answer.get_json()
+            made[who] = answer.get_json()["id"]
+        site = type(acme)(info=acme.info, host=acme.host, client=acme_http)
+        for who, expected in (("ann", {"ann"}), ("reseller", {"ann", "bob", "reseller"})):
+            page = _compare(lane, site, "/api/v1/webhooks/endpoints", callers[who])
+            assert {item["id"] for item in page["items"]} == {made[w] for w in expected}
+        # A change by the delivery side (disabled after failures) is read at once.
+        assert acme_http.patch(f"/api/v1/webhooks/endpoints/{made['ann']}",
+                               headers=callers["ann"], json={"enabled": False}
+                               ).status_code == 200
+        answered = lane.answered
+        listed = acme_http.get("/api/v1/webhooks/endpoints", headers=callers["ann"]).get_json()
+        assert listed["items"][0]["enabled"] is False and lane.answered == answered + 1
+        # A key without the webhooks scope: the route's 403.
+        key = api_caller(acme, email="ann@example.com", scopes=["agents:read"]).headers
+        acme_http.get("/api/v1/me", headers=key)
+        refused = acme_http.get("/api/v1/webhooks/endpoints", headers=key)
+        assert refused.status_code == 403 and lane.answered == answered + 1

@@ -609,3 +609,30 @@ def test_webhook_endpoint_pages_are_the_routes_pages(migrated, monkeypatch, acme
         acme_http.get("/api/v1/me", headers=key)
         refused = acme_http.get("/api/v1/webhooks/endpoints", headers=key)
         assert refused.status_code == 403 and lane.answered == answered + 1
+
+
+def test_invoice_pages_are_the_routes_pages(lane, app, acme, globex, people):
+    from app import clock
+    from app.auth.models import User
+    from app.billing.models import Invoice
+    from app.extensions import db
+    from tenants.context import activate
+
+    callers, _agents = people
+    for site, email, count in ((acme, "ann@example.com", 3), (acme, "bob@example.com", 1),
+                               (globex, "ann@example.com", 2)):
+        with app.app_context(), activate(site.info):
+            user = db.session.scalar(db.select(User).where(User.email == email))
+            db.session.add_all([Invoice(
+                stripe_invoice_id=f"in_{uuid.uuid4().hex}", user_id=user.id, number=f"N-{n}",
+                status="paid", amount_due=1200 + n, amount_paid=1200 + n, currency="eur",
+                issued_at=clock.now()) for n in range(count)])
+            db.session.commit()
+    mine = _compare(lane, acme, "/api/v1/billing/invoices?limit=2", callers["ann"])
+    assert len(mine["items"]) == 2 and mine["next_cursor"]
+    assert len(_compare(lane, acme, "/api/v1/billing/invoices?limit=2&cursor="
+                        + mine["next_cursor"], callers["ann"])["items"]) == 1
+    assert len(_compare(lane, acme, "/api/v1/billing/invoices", callers["reseller"]
+                        )["items"]) == 4
+    assert len(_compare(lane, globex, "/api/v1/billing/invoices", callers["gus"]
+                        )["items"]) == 2

@@ -636,3 +636,31 @@ def test_invoice_pages_are_the_routes_pages(lane, app, acme, globex, people):
                         )["items"]) == 4
     assert len(_compare(lane, globex, "/api/v1/billing/invoices", callers["gus"]
                         )["items"]) == 2
+
+
+def test_a_resellers_products_are_the_routes_products(lane, acme, globex, people, make_user):
+    callers, agents = people
+    reseller = callers["reseller"]
+    made = []
+    for n in range(3):
+        answer = acme.client.post("/api/v1/products", headers=reseller, json={
+            "name": f"Product {n}", "code": f"p{n}", "agent_ids": [agents["template"][0]],
+            "entitlements": ["export"]})
+        assert answer.status_code == 201, answer.get_json()
+        made.append(answer.get_json()["id"])
+    page = _compare(lane, acme, "/api/v1/products?limit=2", reseller)
+    assert [p["id"] for p in page["items"]] == made[::-1][:2]
+    _compare(lane, acme, "/api/v1/products?limit=2&cursor=" + page["next_cursor"], reseller)
+    assert _compare(lane, acme, f"/api/v1/products/{made[0]}", reseller)["code"] == "p0"
+
+    make_user(globex, "owner@globex.example", role="RESELLER")
+    other = _token(globex, "owner@globex.example")
+    for path, site, headers, status in (
+            (f"/api/v1/products/{made[0]}", globex, other, 404),  # another tenant's
+            ("/api/v1/products", acme, callers["ann"], 403)):      # a customer
+        site.client.get("/api/v1/me", headers=headers)
+        answered = lane.answered
+        answer = site.client.get(path, headers=headers)
+        assert answer.status_code == status and set(answer.get_json()) == {"error"}
+        assert lane.answered == answered
+    assert _compare(lane, globex, "/api/v1/products", other)["items"] == []

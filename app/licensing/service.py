@@ -52,8 +52,14 @@ def create_product(name: str, code: str, agent_ids: list[str] | None = None,
     return product
 
 
+def product_by_id(product_id: Any) -> Select:
+    """The tenant's product with this id (``product_id`` may be a bound parameter: the read
+    lane compiles this once, app/licensing/lane_reads.py)."""
+    return select(Product).where(Product.id == product_id)
+
+
 def get_product(product_id: uuid.UUID) -> Product:
-    product = db.session.get(Product, product_id)
+    product = db.session.scalars(product_by_id(product_id)).first()
     if product is None:
         raise ApiError(404, "product_not_found", "No product has this id.")
     return product

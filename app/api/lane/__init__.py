@@ -15,7 +15,7 @@ from flask import Flask
 
 # The features whose reads the lane answers; each registers them on import.
 FEATURES = ("app.auth.lane_reads", "app.agents.lane_reads", "app.billing.lane_reads",
-            "app.integrations.lane_reads")
+            "app.integrations.lane_reads", "app.licensing.lane_reads")
 
 
 def install(app: Flask) -> None:

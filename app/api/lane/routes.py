@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from marshmallow import Schema
-from sqlalchemy import Integer, Uuid, bindparam
+from sqlalchemy import Integer, Table, Uuid, bindparam
 from sqlalchemy.engine import Engine
 
 from app.api.lane import freshness
-from app.api.lane.prepared import PreparedRead
+from app.api.lane.prepared import NotPreparable, PreparedRead
 from app.api.pagination import MAX_LIMIT, page_statement
 from app.auth.principal import Principal
 from tenants.context import TenantInfo
@@ -100,6 +100,8 @@ def _tables_of(statement: Callable[..., Any], path: tuple[str, ...] = ()) -> tup
     each watched for changes from now on."""
     probe = Principal("user", uuid.uuid4(), uuid.uuid4(), "USER", frozenset())
     stmt = statement(_placeholder(probe), **dict.fromkeys(path))
+    if not all(isinstance(f, Table) for f in stmt.get_final_froms()):
+        raise NotPreparable("a lane read selects from plain tables (no joins, no eager loads)")
     tables = tuple(sorted({t.name for t in stmt.get_final_froms()}))
     for table in stmt.get_final_froms():
         freshness.watch(table)

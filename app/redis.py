@@ -8,6 +8,7 @@ import os
 import redis
 from flask import Flask, current_app
 from redis.commands.core import Script
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
 from app.settings import Settings
@@ -71,24 +72,40 @@ class ScriptLine:
     def __call__(self, keys: list, args: list):
         if self._pid != os.getpid():  # forked: the parent's sockets are not ours
             self._idle, self._pid = [], os.getpid()
-        try:
-            connection = self._idle.pop()
-        except IndexError:
-            connection = self.client.connection_pool.make_connection()
-        try:
+        for attempt in (1, 2):
             try:
-                reply = self._send(connection, keys, args)
-            except NoScriptError:
-                self.client.script_load(self.text)  # after a restart or a SCRIPT FLUSH
-                reply = self._send(connection, keys, args)
-        except BaseException:
+                connection = self._idle.pop()
+            except IndexError:
+                connection = self.client.connection_pool.make_connection()
+            try:
+                try:
+                    reply = self._send(connection, keys, args)
+                except NoScriptError:
+                    self.client.script_load(self.text)  # after a restart or a SCRIPT FLUSH
+                    reply = self._send(connection, keys, args)
+            except RedisConnectionError:
+                # The server closed it (a restart, a killed client): so it did every idle
+                # one. Once more on a new connection, as the client's own retry would; a
+                # timeout is not retried (the script may have run).
+                connection.disconnect()
+                self._drop_idle()
+                if attempt == 2:
+                    raise
+                continue
+            except BaseException:
+                connection.disconnect()
+                raise
+            if len(self._idle) < self.MAX_IDLE:
+                self._idle.append(connection)
+            else:
+                connection.disconnect()
+            return reply
+        raise AssertionError("unreachable")
+
+    def _drop_idle(self) -> None:
+        idle, self._idle = self._idle, []
+        for connection in idle:
             connection.disconnect()
-            raise
-        if len(self._idle) < self.MAX_IDLE:
-            self._idle.append(connection)
-        else:
-            connection.disconnect()
-        return reply
 
     def _send(self, connection, keys: list, args: list):
         connection.send_command("EVALSHA", self.sha, len(keys), *keys, *args)

@@ -664,3 +664,15 @@ def test_a_resellers_products_are_the_routes_products(lane, acme, globex, people
         assert answer.status_code == status and set(answer.get_json()) == {"error"}
         assert lane.answered == answered
     assert _compare(lane, globex, "/api/v1/products", other)["items"] == []
+
+
+def test_connections_closed_by_redis_are_replaced_without_leaving_the_lane(
+        lane, acme, people, redis_client):
+    callers, agents = people
+    path = f"/api/v1/agents/{agents['ann'][2]}"
+    for _ in range(2):
+        acme.client.get(path, headers=callers["ann"])
+    redis_client.execute_command("CLIENT", "KILL", "TYPE", "normal")  # as a restart would
+    answered = lane.answered
+    answer = acme.client.get(path, headers=callers["ann"])
+    assert answer.status_code == 200 and lane.answered == answered + 1

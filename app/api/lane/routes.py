@@ -160,10 +160,10 @@ def page_route(rule: str, *, statement: Callable[..., Any], order_by: tuple[Any,
     order_by)`` and ``page_of(schema)`` answer it. Filters are optional query parameters
     handed to ``statement`` by name, None when absent: ``uuid_filters`` as bound UUIDs,
     ``choice_filters`` (name: the values the route accepts) as the value itself."""
-    choices = dict(choice_filters or {})
     from app.api.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor
     from app.errors import ApiError
 
+    choices = dict(choice_filters or {})
     created_col, id_col = order_by
     item_schema = schema()
     reads: dict[tuple, PreparedRead] = {}

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from flask import current_app, has_app_context
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import ORMExecuteState, Session
 
 _installed: set[str] = set()
 
@@ -27,12 +27,20 @@ def note(session: Session, name: str, found: set) -> None:
 
 
 def on_commit(name: str, changed: Callable[[Session], set],
-              act: Callable[[set], None]) -> None:
-    """After every flush, ``changed(session)`` names what the flush changed; after the
-    commit, ``act`` gets all of it (in an app context). Installed once per ``name``."""
+              act: Callable[[set], None],
+              bulk: Callable[[ORMExecuteState], set] | None = None) -> None:
+    """After every flush, ``changed(session)`` names what the flush changed; with ``bulk``,
+    every ORM-executed statement too (``bulk(state)``: a bulk UPDATE or DELETE shows no
+    objects to a flush); after the commit, ``act`` gets all of it (in an app context).
+    Installed once per ``name``."""
     if name in _installed:
         return
     pending = _pending(name)
+
+    if bulk is not None:
+        @event.listens_for(Session, "do_orm_execute")
+        def _note_bulk(state):
+            note(state.session, name, bulk(state))
 
     @event.listens_for(Session, "after_flush")
     def _note(session, flush_context):

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Iterable
 
 from flask import has_app_context
-from sqlalchemy import event, inspect
+from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
 from app import commit_hooks
@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 _PREFIX = "albedo:auth-gen:"
 _TTL = 30 * 24 * 3600  # a counter that expires reads as 0: a mismatch, never a false match
-_installed = False
 
 # What makes a cached principal wrong when it changes.
 USER_FIELDS = frozenset({"role", "is_active", "session_version", "password_hash", "email",
@@ -129,13 +128,4 @@ def _bulk_keys(orm_execute_state) -> set[str]:
 def install() -> None:
     """Listen to every session: note principal-changing rows at flush (and in bulk
     statements), bump their generations after the commit."""
-    global _installed
-    if _installed:
-        return
-    commit_hooks.on_commit("principal", _changed_keys, bump)
-
-    @event.listens_for(Session, "do_orm_execute")
-    def _note_bulk(orm_execute_state):
-        commit_hooks.note(orm_execute_state.session, "principal", _bulk_keys(orm_execute_state))
-
-    _installed = True
+    commit_hooks.on_commit("principal", _changed_keys, bump, bulk=_bulk_keys)

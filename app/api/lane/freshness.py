@@ -28,7 +28,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Table, event
+from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from app import commit_hooks
@@ -43,7 +43,6 @@ MAX_ROWS = 20_000  # per read and process: a few MB
 
 # table name -> the tables whose deleted rows take rows of it along (ON DELETE CASCADE/SET NULL)
 _WATCHED: dict[str, set[str]] = {}
-_installed = False
 
 
 def tenant_key(table: str, tenant_id: uuid.UUID | str) -> str:
@@ -99,7 +98,7 @@ def _changed_keys(session: Session) -> set[str]:
 def _bulk_keys(state) -> set[str]:
     from tenants.context import current_or_none
 
-    if not (state.is_update or state.is_delete or state.is_insert):
+    if not _WATCHED or not (state.is_update or state.is_delete or state.is_insert):
         return set()
     table = getattr(state.statement, "table", None)
     name = getattr(table, "name", None)
@@ -117,17 +116,7 @@ def bump(keys: Iterable[str]) -> None:
 
 
 def _install() -> None:
-    global _installed
-    if _installed:
-        return
-    commit_hooks.on_commit("lane_reads", _changed_keys, bump)
-
-    @event.listens_for(Session, "do_orm_execute")
-    def _note_bulk(state):
-        if _WATCHED:
-            commit_hooks.note(state.session, "lane_reads", _bulk_keys(state))
-
-    _installed = True
+    commit_hooks.on_commit("lane_reads", _changed_keys, bump, bulk=_bulk_keys)
 
 
 def has_epoch(counters: tuple[str, ...]) -> bool:

@@ -71,7 +71,7 @@ class _Compiled:
 
 
 class PreparedRead:
-    """One read, compiled once per dialect; ``rows(engine, tenant_id, **params)``."""
+    """One read, compiled once per dialect; ``fetch(engine, tenant_id, **params)``."""
 
     def __init__(self, stmt: Select):
         froms = stmt.get_final_froms()
@@ -122,10 +122,6 @@ class PreparedRead:
         converters = self._compiled(dialect).converters
         return {key: (conv(value) if conv is not None else value)
                 for key, conv, value in zip(self.keys, converters, raw, strict=True)}
-
-    def rows(self, engine: Engine, tenant_id: uuid.UUID, **params: Any) -> list[dict]:
-        return [self.values(raw, engine.dialect)
-                for raw in self.fetch(engine, tenant_id, **params)]
 
     def dumper(self, schema: Schema, dialect: Dialect) -> RowDump:
         """``schema``'s answer for one of this read's rows (made once per schema and dialect)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 _now: Callable[[], datetime] = lambda: datetime.now(UTC)  # noqa: E731
 
@@ -24,3 +24,17 @@ def aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value
+
+
+def next_day(at: datetime) -> datetime:
+    """The next 00:00 UTC after ``at``: where a daily window moves."""
+    day = at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return day + timedelta(days=1)
+
+
+def next_month(at: datetime) -> datetime:
+    """The first instant of the next UTC month after ``at``: where a monthly period moves."""
+    at = at.astimezone(UTC)
+    if at.month == 12:
+        return datetime(at.year + 1, 1, 1, tzinfo=UTC)
+    return datetime(at.year, at.month + 1, 1, tzinfo=UTC)

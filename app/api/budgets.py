@@ -145,6 +145,9 @@ _WINDOWS = "_albedo_rate_windows"
 # The environ key under which the read lane hands over the budgets it took: (their keys,
 # windows, {generation counter: value}).
 LANE_TAKEN = "albedo.lane.taken"
+# Whether the route took exactly the lane's budgets (True) or evaluated others (False): only
+# an answer given under the lane's budgets alone may be remembered (app/api/lane/remembered).
+LANE_BUDGETS_ONLY = "albedo.lane.budgets_only"
 _PIGGYBACKED = "_albedo_rate_piggybacked"
 
 
@@ -225,6 +228,8 @@ class OneTripLimiter(Limiter):
         if taken is not None and taken[0] != [key for _lim, key, _cost in budgets]:
             log.warning("the read lane took other budgets than %s's; taking them here", endpoint)
             taken = None
+        environ = flask.request.environ
+        environ[LANE_BUDGETS_ONLY] = taken is not None and LANE_BUDGETS_ONLY not in environ
         if taken is not None:
             # The read lane (app/api/lane) took these budgets and read these counters in its
             # round trip, then left the request to the route: not taken twice.

@@ -147,6 +147,8 @@ def require(*scopes: str, roles: Iterable[str] | None = None) -> Callable:
                                "The credentials lack a required scope.", {"required": missing})
             return view(*args, **kwargs)
 
+        # What the read lane checks before answering a remembered read (app/api/lane).
+        wrapper.required = (tuple(scopes), role_set)
         # OpenAPI: every guarded operation documents its security scheme and scopes.
         doc = deepcopy(getattr(view, "_apidoc", {}))
         doc.setdefault("manual_doc", {})["security"] = [{"bearerAuth": list(scopes)}]

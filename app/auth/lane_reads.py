@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.api.lane.remembered import remembered_route
 from app.api.lane.routes import LaneRequest, answer_route, item_route, page_route
 from app.auth import users
 from app.auth.api import me_answer
@@ -27,3 +28,14 @@ page_route("/api/v1/users", roles=("RESELLER",), schema=TenantUserSchema,
            order_by=(User.created_at, User.id), choice_filters={"role": tuple(ROLES)})
 item_route("/api/v1/users/<uuid:user_id>", roles=("RESELLER",), schema=TenantUserSchema,
            statement=lambda _principal, user_id: users.user_by_id(user_id))
+
+# The reads the route answers and the lane remembers (app/api/lane/remembered.py). A key's
+# last use comes from Redis, noted at most once a second: its answers stand a second at most.
+# An invitation turns expired at its expires_at. An operator's audit log is every tenant's.
+remembered_route("/api/v1/api-keys", tables=("api_keys",), max_age=1.0)
+remembered_route("/api/v1/api-keys/<uuid:key_id>", tables=("api_keys",), max_age=1.0)
+remembered_route("/api/v1/invitations", tables=("invitations",), expiry_fields=("expires_at",))
+remembered_route("/api/v1/invitations/<uuid:invitation_id>", tables=("invitations",),
+                 expiry_fields=("expires_at",))
+remembered_route("/api/v1/audit-events", tables=("audit_events", "tenants"),
+                 across_tenants=("ADMIN",))

@@ -15,15 +15,20 @@ from flask import Flask
 
 # The features whose reads the lane answers; each registers them on import.
 FEATURES = ("app.auth.lane_reads", "app.agents.lane_reads", "app.billing.lane_reads",
-            "app.integrations.lane_reads", "app.licensing.lane_reads")
+            "app.integrations.lane_reads", "app.licensing.lane_reads", "app.widget.lane_reads",
+            "tenants.lane_reads")
 
 
 def install(app: Flask) -> None:
     import importlib
 
+    from app.api.lane import remembered
     from app.api.lane.wsgi import ReadLane
 
     for module in FEATURES:
         importlib.import_module(module)
+    # Every process watches the tables of remembered reads, the lane on or off: a write in
+    # a worker must move the counters a web process's answers depend on.
+    remembered.bind(app)
     if app.extensions["albedo.settings"].read_lane:
         app.wsgi_app = ReadLane(app, app.wsgi_app)  # type: ignore[method-assign]

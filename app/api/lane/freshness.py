@@ -43,6 +43,8 @@ MAX_ROWS = 20_000  # per read and process: a few MB
 
 # table name -> the tables whose deleted rows take rows of it along (ON DELETE CASCADE/SET NULL)
 _WATCHED: dict[str, set[str]] = {}
+# Tables some read takes across tenants (the platform's): each change also bumps ``any_key``.
+_ACROSS: set[str] = set()
 
 
 def tenant_key(table: str, tenant_id: uuid.UUID | str) -> str:
@@ -51,6 +53,16 @@ def tenant_key(table: str, tenant_id: uuid.UUID | str) -> str:
 
 def every_tenant_key(table: str) -> str:
     return f"{_PREFIX}{table}:*"
+
+
+def any_key(table: str) -> str:
+    return f"{_PREFIX}{table}:any"
+
+
+def across_keys_for(tables: Iterable[str]) -> list[str]:
+    """The counters of an answer reading ``tables`` across tenants: any change to any row."""
+    tables = list(tables)
+    return [EPOCH_KEY, *(any_key(table) for table in tables)] if tables else []
 
 
 def keys_for(tables: Iterable[str], tenant_id: uuid.UUID) -> list[str]:
@@ -66,14 +78,23 @@ def keys_for(tables: Iterable[str], tenant_id: uuid.UUID) -> list[str]:
     return out
 
 
-def watch(table: Table) -> None:
-    """Bump ``table``'s counters on every committed change to it (installed once)."""
+def watch(table: Table, *, across_tenants: bool = False) -> None:
+    """Bump ``table``'s counters on every committed change to it (installed once); with
+    ``across_tenants``, its ``any_key`` too."""
+    if across_tenants:
+        _ACROSS.add(table.name)
     parents = set()
     for key in table.foreign_keys:
         if (key.ondelete or "").upper() in ("CASCADE", "SET NULL"):
             parents.add(key.column.table.name)
     _WATCHED.setdefault(table.name, set()).update(parents)
     _install()
+
+
+def _key(table: str, tenant: Any, keys: set[str]) -> None:
+    keys.add(tenant_key(table, tenant) if tenant else every_tenant_key(table))
+    if table in _ACROSS:
+        keys.add(any_key(table))
 
 
 def _changed_keys(session: Session) -> set[str]:
@@ -86,12 +107,11 @@ def _changed_keys(session: Session) -> set[str]:
             continue
         tenant = getattr(obj, "tenant_id", None)
         if table.name in _WATCHED and (obj not in session.dirty or session.is_modified(obj)):
-            keys.add(tenant_key(table.name, tenant) if tenant else every_tenant_key(table.name))
+            _key(table.name, tenant, keys)
         if obj in session.deleted:
             for watched, parents in _WATCHED.items():
                 if table.name in parents:
-                    keys.add(tenant_key(watched, tenant) if tenant
-                             else every_tenant_key(watched))
+                    _key(watched, tenant, keys)
     return keys
 
 
@@ -105,7 +125,10 @@ def _bulk_keys(state) -> set[str]:
     concerned = [w for w, parents in _WATCHED.items()
                  if w == name or (state.is_delete and name in parents)]
     tenant = current_or_none()
-    return {tenant_key(w, tenant.id) if tenant else every_tenant_key(w) for w in concerned}
+    keys: set[str] = set()
+    for watched in concerned:
+        _key(watched, tenant.id if tenant else None, keys)
+    return keys
 
 
 def bump(keys: Iterable[str]) -> None:
@@ -161,9 +184,10 @@ class Answers:
             return None
         return found[2]
 
-    def put(self, key: tuple, counters: tuple, answer: Any) -> None:
-        rows = len(answer["items"]) if isinstance(answer, dict) and isinstance(
-            answer.get("items"), list) else 1
+    def put(self, key: tuple, counters: tuple, answer: Any, weight: int | None = None) -> None:
+        """Remember ``answer``; it weighs ``weight``, by default its items (a page) or 1."""
+        rows = weight if weight is not None else len(answer["items"]) if isinstance(
+            answer, dict) and isinstance(answer.get("items"), list) else 1
         rows = max(rows, 1)
         with self._lock:
             previous = self._answers.pop(key, None)

@@ -63,6 +63,9 @@ class LaneRoute:
     pattern: re.Pattern[str]
     uuids: frozenset[str]  # path parameters converted to UUIDs
     tables: tuple[str, ...] = ()  # what its answers are read from (``freshness``)
+    endpoint: str = ""
+    # A read whose answer is the Flask route's own, remembered (``remembered``).
+    remember: Any = None
 
 
 _ROUTES: dict[str, LaneRoute] = {}
@@ -93,6 +96,18 @@ def answer_route(rule: str, answer: Answer, *, scopes: tuple[str, ...] = (),
     pattern, uuids = _pattern(rule)
     _ROUTES[rule] = LaneRoute(rule, tuple(scopes), frozenset(roles) if roles else None, answer,
                               frozenset(query), pattern, uuids, tables)
+
+
+def remembered_read(rule: str, endpoint: str, *, scopes: tuple[str, ...],
+                    roles: frozenset[str] | None, tables: tuple[str, ...], remember: Any) -> None:
+    """A read the route answers and the lane remembers (``remembered.remembered_route``)."""
+    pattern, uuids = _pattern(rule)
+    _ROUTES[rule] = LaneRoute(rule, tuple(scopes), roles, _route_answers, frozenset(),
+                              pattern, uuids, tables, endpoint, remember)
+
+
+def _route_answers(_request: LaneRequest) -> None:
+    return None  # a remembered read is the route's to answer
 
 
 def _tables_of(statement: Callable[..., Any], path: tuple[str, ...] = ()) -> tuple[str, ...]:

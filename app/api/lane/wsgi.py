@@ -30,7 +30,7 @@ from werkzeug.wsgi import get_host
 
 from app import clock, logs
 from app.api import budgets
-from app.api.lane import freshness, routes
+from app.api.lane import freshness, remembered, routes
 from app.api.serialization import FastJSONProvider
 from tenants.context import activate
 from tenants.hosts import normalise_host
@@ -48,6 +48,7 @@ class ReadLane:
         self.next = wsgi_app
         self._budget_items: tuple[object, list] | None = None
         self._metrics: dict[str, tuple] = {}
+        self._adapter = None
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -69,6 +70,9 @@ class ReadLane:
             log.exception("read lane failed; the Flask route answers instead")
             handled = None
         if handled is None:
+            pending = environ.pop(remembered.PENDING, None)
+            if pending is not None:
+                return remembered.through(self.next, environ, start_response, pending)
             return self.next(environ, start_response)
         body, headers = handled
         start_response("200 OK", headers)
@@ -77,9 +81,16 @@ class ReadLane:
 
     def _answer(self, environ: dict, route: routes.LaneRoute, path_args: dict,
                 token: str) -> tuple[bytes, list] | None:
-        query = _query(environ.get("QUERY_STRING", ""), route.query)
-        if query is None:
+        if route.remember is None:
+            query = _query(environ.get("QUERY_STRING", ""), route.query)
+            if query is None:
+                return None
+        elif (environ.get("HTTP_IF_NONE_MATCH") or environ.get("HTTP_IF_MODIFIED_SINCE")
+              or not self._routed_to(route, environ["PATH_INFO"])):
+            # A conditional request, or a path Flask routes elsewhere: the route's.
             return None
+        else:
+            query = {}  # the route reads it; the answer is remembered per query string
         with self.app.app_context():
             from app.auth import principal_cache
             from app.auth.permissions import role_problem
@@ -97,7 +108,9 @@ class ReadLane:
                                  and entry.valid_until <= clock.now().timestamp()):
                 return None
             principal = entry.value
-            if any(not principal.has_scope(s) for s in route.scopes):
+            if any(not principal.has_scope(s) for s in route.scopes) or (
+                    route.remember is not None and not remembered.remembers(route,
+                                                                            principal.role)):
                 return None
             with activate(tenant):
                 if role_problem(principal.role, route.roles) is not None:
@@ -115,7 +128,9 @@ class ReadLane:
         if not outage.may_ask():
             return None  # the route's in-memory fallback decides
         taken = self._budgets(environ, tenant.id, token)
-        counters = [GENERATION_KEY, *entry.keys, *freshness.keys_for(route.tables, tenant.id)]
+        tables = (freshness.keys_for(route.tables, tenant.id) if route.remember is None
+                  else remembered.counter_keys(route, tenant.id, principal.role))
+        counters = [GENERATION_KEY, *entry.keys, *tables]
         try:
             windows, values = budgets.take(taken, counters)
         except Exception as exc:
@@ -137,6 +152,9 @@ class ReadLane:
             return None
         g.request_id = logs.request_id_for(environ.get("HTTP_X_REQUEST_ID", ""))
         g.log_user_id = str(principal.user_id)
+        if route.remember is not None:
+            return self._remembered(environ, route, tenant, principal, windows, values,
+                                    len(entry.keys))
         payload = route.answer(routes.LaneRequest(
             tenant, principal, path_args, query, db.engine,
             tuple(values[1 + len(entry.keys):])))
@@ -151,6 +169,38 @@ class ReadLane:
                    *budgets.window_headers(windows, time.time()),
                    ("X-Request-ID", g.request_id)]
         return body, headers
+
+    def _remembered(self, environ, route, tenant, principal, windows, values,
+                    principal_keys: int) -> tuple[bytes, list] | None:
+        """The route's remembered answer, or None with the request marked to remember the
+        route's answer (``remembered.through``)."""
+        from app.auth import api_keys
+
+        counters = tuple(values)  # the tenant's and caller's generations, then the tables'
+        if route.tables and not freshness.has_epoch(counters[1 + principal_keys:]):
+            return None
+        key = remembered.key_of(route, environ, tenant.id, principal)
+        found = remembered.served(self.app, key, counters)
+        if found is None:
+            environ[remembered.PENDING] = remembered.Pending(self.app, route, key, counters)
+            return None
+        if principal.kind == "api_key":
+            api_keys.note_use(tenant.id, principal.api_key_id)
+        del environ[budgets.LANE_TAKEN]  # answered here
+        body, stored = found
+        return body, remembered.headers_for(stored, windows, time.time(), g.request_id)
+
+    def _routed_to(self, route: routes.LaneRoute, path: str) -> bool:
+        """Whether Flask's own router sends ``path`` to the remembered route: the lane's
+        patterns do not rank a static rule above a variable one as werkzeug does."""
+        adapter = self._adapter
+        if adapter is None:
+            adapter = self._adapter = self.app.url_map.bind("localhost")
+        try:
+            endpoint, _args = adapter.match(path, "GET")
+        except Exception:  # not found, a redirect to add a slash: the route's answer
+            return False
+        return endpoint == route.endpoint
 
     def _budgets(self, environ: dict, tenant_id, token: str) -> list:
         """The shared budgets of an authenticated API read, as flask-limiter names and orders

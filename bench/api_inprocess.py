@@ -49,8 +49,9 @@ def _app(instance: str, postgres: bool):
 
 
 def seed(app, slug: str | None = None) -> dict:
-    """A new reseller with one end customer: its access token, API key and 25 agents
-    (bench/api_pipeline.py seeds its servers' database with this too)."""
+    """A new reseller with one end customer: its access token, API key and 25 agents, the
+    first with three versions (bench/api_pipeline.py seeds its servers' database with this
+    too)."""
     from flask_migrate import upgrade
 
     from app.auth.service import create_user
@@ -76,6 +77,10 @@ def seed(app, slug: str | None = None) -> dict:
         answer = client.post("/api/v1/agents", headers=bearer, json={"name": f"Agent {i}"})
         assert answer.status_code == 201, answer.get_data(as_text=True)
         agents.append(answer.get_json()["id"])
+    for i in range(3):
+        answer = client.post(f"/api/v1/agents/{agents[0]}/versions", headers=bearer,
+                             json={"system_prompt": f"Version {i + 1}"})
+        assert answer.status_code == 201, answer.get_data(as_text=True)
     key = client.post("/api/v1/api-keys", headers=bearer, json={
         "name": "bench", "scopes": ["agents:read", "agents:write"]})
     assert key.status_code == 201, key.get_data(as_text=True)
@@ -132,6 +137,10 @@ def requests_of(seeded: dict) -> dict[str, dict]:
         "me_api_key": {"path": "/api/v1/me", "headers": key},
         "agents_list_jwt": {"path": "/api/v1/agents?limit=20", "headers": jwt},
         "agent_get_api_key": {"path": agent, "headers": key},
+        # Reads the route answers and the lane remembers (app/api/lane/remembered.py).
+        "versions_list_api_key": {"path": f"{agent}/versions", "headers": key},
+        "api_keys_list_jwt": {"path": "/api/v1/api-keys", "headers": jwt},
+        "licenses_list_jwt": {"path": "/api/v1/licenses", "headers": jwt},
         "agent_patch_jwt": {"path": agent, "headers": jwt, "method": "PATCH",
                             "body": json.dumps({"description": "benchmarked"}), "write": True},
     }

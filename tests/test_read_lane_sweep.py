@@ -22,6 +22,9 @@ from tests.licensing_support import make_license, settle
 from tests.rebilling_support import charge_once, set_book
 from tests.widget_support import make_widget
 
+# A minute and a half per database on two cores: CI runs it once, on PostgreSQL.
+pytestmark = pytest.mark.walk
+
 CUSTOMER = "ann@example.com"  # the same email on both tenants
 HOOK_URL = "http://127.0.0.1:9/hook"  # allowed by ALBEDO_SSRF_ALLOW; never called
 

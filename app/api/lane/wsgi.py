@@ -49,6 +49,7 @@ class ReadLane:
         self._budget_items: tuple[object, list] | None = None
         self._metrics: dict[str, tuple] = {}
         self._adapter = None
+        self._routed: dict[str, str | None] = {}  # path -> Flask's endpoint for it
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -193,13 +194,18 @@ class ReadLane:
     def _routed_to(self, route: routes.LaneRoute, path: str) -> bool:
         """Whether Flask's own router sends ``path`` to the remembered route: the lane's
         patterns do not rank a static rule above a variable one as werkzeug does."""
-        adapter = self._adapter
-        if adapter is None:
-            adapter = self._adapter = self.app.url_map.bind("localhost")
-        try:
-            endpoint, _args = adapter.match(path, "GET")
-        except Exception:  # not found, a redirect to add a slash: the route's answer
-            return False
+        endpoint = self._routed.get(path, False)
+        if endpoint is False:
+            adapter = self._adapter
+            if adapter is None:
+                adapter = self._adapter = self.app.url_map.bind("localhost")
+            try:
+                endpoint, _args = adapter.match(path, "GET")
+            except Exception:  # not found, a redirect to add a slash: the route's answer
+                endpoint = None
+            if len(self._routed) >= 10_000:
+                self._routed.clear()
+            self._routed[path] = endpoint
         return endpoint == route.endpoint
 
     def _budgets(self, environ: dict, tenant_id, token: str) -> list:

@@ -206,6 +206,12 @@ def test_an_answer_stands_until_its_earliest_expiry_still_to_come(at, fields, ex
     body = (b'{"items": [{"expires_at": "2026-12-02T11:00:00+00:00"}, '
             b'{"expires_at": "2026-12-02T14:00:00+00:00"}, {"x": {"expires_at": '
             b'"2026-12-02T13:00:00+00:00"}}]}')
-    spec = remembered.Declared("/x", ("t",), frozenset(fields), None, None, frozenset(), None)
-    until = remembered._fresh_until(body, spec)
+    spec = remembered.Declared("/x", ("t",), frozenset(fields), None, None, frozenset())
+    until = remembered._fresh_until(body, spec, datetime(2026, 12, 2, 12, 0, tzinfo=UTC))
     assert until == (datetime.fromisoformat(expected).timestamp() if expected else None)
+    if fields:
+        # Read from 10:30 on, while the clock passed 11:00: the 11:00 expiry still ends it
+        # (already past: such an answer is never given from memory).
+        read_from = datetime(2026, 12, 2, 10, 30, tzinfo=UTC)
+        assert remembered._fresh_until(body, spec, read_from) == datetime(
+            2026, 12, 2, 11, 0, tzinfo=UTC).timestamp()

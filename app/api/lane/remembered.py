@@ -12,7 +12,8 @@ every counter it depends on is unchanged:
 * the tenant cache's generation and the caller's principal generations, for what the route
   takes from those caches rather than from the database (branding, a suspension, a role);
 * the clock, where the answer moves with it: the earliest instant still to come among the
-  answer's ``expiry_fields`` (an invitation's ``expires_at``) ends it.
+  answer's ``expiry_fields`` (an invitation's ``expires_at``), the next UTC day or month of a
+  report's window, or a maximum age ends it; and none is older than ``freshness.MAX_AGE``.
 
 Whether an answer may be remembered is decided by the route's own run, not only by the
 declaration: it must be a 200 with a body and no cookie, given under the lane's budgets and
@@ -58,7 +59,6 @@ class Declared:
     moves_at: Callable[[dt.datetime], dt.datetime] | None
     max_age: float | None
     across_tenants: frozenset[str]  # the roles whose answers read every tenant's rows
-    roles: frozenset[str] | None  # the callers whose answers are remembered (None: all)
 
 
 _DECLARED: dict[str, Declared] = {}
@@ -66,19 +66,16 @@ _DECLARED: dict[str, Declared] = {}
 
 def remembered_route(rule: str, *, tables: Iterable[str], expiry_fields: Iterable[str] = (),
                      moves_at: Callable[[dt.datetime], dt.datetime] | None = None,
-                     max_age: float | None = None, across_tenants: Iterable[str] = (),
-                     roles: Iterable[str] | None = None) -> None:
+                     max_age: float | None = None, across_tenants: Iterable[str] = ()) -> None:
     """Remember the answers of the GET route ``rule``, read from ``tables`` only (none: an
     answer of the code alone).
 
     Where the answer moves with the clock, it is given until the earliest of: the instants
     still to come among its JSON fields named in ``expiry_fields``; ``moves_at(now)`` (the
     next UTC midnight of a daily window); ``max_age`` seconds. The answers of callers whose
-    role is in ``across_tenants`` read rows of every tenant, and are told of a change to any;
-    with ``roles``, only the answers of those callers are remembered."""
+    role is in ``across_tenants`` read rows of every tenant, and are told of a change to any."""
     _DECLARED[rule] = Declared(rule, tuple(sorted(set(tables))), frozenset(expiry_fields),
-                               moves_at, max_age, frozenset(across_tenants),
-                               frozenset(roles) if roles is not None else None)
+                               moves_at, max_age, frozenset(across_tenants))
 
 
 def declared() -> list[Declared]:
@@ -132,11 +129,6 @@ def counter_keys(route: routes.LaneRoute, tenant_id: Any, role: str) -> list[str
     return freshness.keys_for(route.tables, tenant_id)
 
 
-def remembers(route: routes.LaneRoute, role: str) -> bool:
-    roles = route.remember.roles
-    return roles is None or role in roles
-
-
 def _answers(app: Flask) -> freshness.Answers:
     answers = app.extensions.get("albedo.lane_remembered")
     if answers is None:
@@ -170,6 +162,8 @@ class Pending:
     route: routes.LaneRoute
     key: tuple
     counters: tuple
+    # Read before the route runs: an expiry passed while it ran ends the answer at once.
+    at: dt.datetime
 
 
 class Recording:
@@ -253,7 +247,7 @@ def through(next_app: Callable, environ: dict, start_response: Callable,
         if close is not None:
             close()
     headers = list(seen[1])
-    fresh_until = _fresh_until(body, pending.route.remember)
+    fresh_until = _fresh_until(body, pending.route.remember, pending.at)
     _answers(pending.app).put(pending.key, pending.counters, (body, headers, fresh_until),
                               weight=len(body))
     return [body]
@@ -281,9 +275,9 @@ def _problem(environ: dict, headers: list, recording: Recording,
     return None
 
 
-def _fresh_until(body: bytes, spec: Declared) -> float | None:
-    """Until when the answer stands, as far as the clock goes (None: while its counters do)."""
-    now_at = clock.now()
+def _fresh_until(body: bytes, spec: Declared, now_at: dt.datetime) -> float | None:
+    """Until when an answer read from ``now_at`` on stands, as far as the clock goes (None:
+    while its counters do)."""
     now = now_at.timestamp()
     candidates = []
     if spec.max_age is not None:

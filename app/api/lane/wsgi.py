@@ -109,9 +109,7 @@ class ReadLane:
                                  and entry.valid_until <= clock.now().timestamp()):
                 return None
             principal = entry.value
-            if any(not principal.has_scope(s) for s in route.scopes) or (
-                    route.remember is not None and not remembered.remembers(route,
-                                                                            principal.role)):
+            if any(not principal.has_scope(s) for s in route.scopes):
                 return None
             with activate(tenant):
                 if role_problem(principal.role, route.roles) is not None:
@@ -183,7 +181,8 @@ class ReadLane:
         key = remembered.key_of(route, environ, tenant.id, principal)
         found = remembered.served(self.app, key, counters)
         if found is None:
-            environ[remembered.PENDING] = remembered.Pending(self.app, route, key, counters)
+            environ[remembered.PENDING] = remembered.Pending(self.app, route, key, counters,
+                                                             clock.now())
             return None
         if principal.kind == "api_key":
             api_keys.note_use(tenant.id, principal.api_key_id)

@@ -107,6 +107,25 @@ def test_a_revoked_key_is_refused_at_once_by_another_app(app, migrated, acme, ap
     assert refused.get_json()["error"]["code"] == "unauthenticated"
 
 
+def test_a_key_revoked_before_redis_lost_its_data_is_refused_by_another_app(
+        app, migrated, acme, api_caller):
+    """Redis keeps nothing on disk: restarted, it reads the revoked key's counter as 0 again,
+    the value the other app cached the key under. The epoch tells them apart."""
+    from app.redis import get_redis
+
+    caller = api_caller(acme)
+    other = _second_app(migrated, acme)
+    for client in (acme.client, other, acme.client, other):  # both warm
+        assert client.get("/api/v1/me", headers=caller.headers).status_code == 200
+    assert acme.client.delete(f"/api/v1/api-keys/{caller.key_id}",
+                              headers=caller.headers).status_code == 204
+    with app.app_context():
+        get_redis().flushdb()  # a restart: every counter gone, the bump with them
+    refused = other.get("/api/v1/me", headers=caller.headers)
+    assert refused.status_code == 401
+    assert refused.get_json()["error"]["code"] == "unauthenticated"
+
+
 def test_role_change_and_deactivation_are_seen_at_once_by_another_app(
         app, migrated, acme, api_caller):
     owner = api_caller(acme, role="RESELLER")

@@ -337,9 +337,14 @@ def test_a_redis_that_lost_its_counters_does_not_vouch_for_remembered_answers(
             "UPDATE agents SET name = 'Ann elsewhere' WHERE name = 'Ann 0'"))
         assert changed.rowcount == 1
     redis_client.flushdb()
+    # The cached principal does not outlive the epoch either: the route reads it again.
     answered = lane.answered
     assert acme.client.get(path, headers=callers["ann"]).get_json()["name"] == "Ann elsewhere"
-    assert lane.answered == answered + 1
+    assert lane.answered == answered
+    for _ in range(3):
+        assert acme.client.get(path, headers=callers["ann"]).get_json()["name"] == (
+            "Ann elsewhere")
+    assert lane.answered > answered
 
 
 def test_a_read_that_fails_in_the_lane_is_the_routes_with_its_budgets_taken_once(

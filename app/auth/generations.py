@@ -13,6 +13,11 @@ request can at worst use the old state for the instant between a commit and its 
 bulk UPDATE or DELETE of those tables (no objects to look at) bumps the current tenant's
 counter, which every principal of the tenant carries. A lost bump (Redis down at that
 moment) is bounded by the cache's maximum age (``principal_cache.MAX_AGE``).
+
+Redis keeps nothing on disk: a restarted Redis reads every counter as 0 again, which could
+match a principal cached under an earlier 0 — a key revoked before the restart, say. So
+every principal also carries this Redis's epoch (``EPOCH_KEY``, a random value set when
+missing): a Redis that lost its data has another, and every cached principal is read again.
 """
 
 from __future__ import annotations
@@ -42,6 +47,9 @@ TENANT_FIELDS = frozenset({"status", "kind", "slug"})
 _BOOKKEEPING = frozenset({"last_used_at", "last_login_at", "updated_at"})
 
 
+EPOCH_KEY = _PREFIX + "epoch"
+
+
 def user_key(user_id: uuid.UUID | str) -> str:
     return f"{_PREFIX}u:{user_id}"
 
@@ -62,6 +70,19 @@ def read(keys: Iterable[str]) -> tuple[str, ...]:
     if not keys:
         return ()
     return tuple(v.decode() if v is not None else "0" for v in get_redis().mget(keys))
+
+
+def read_with_epoch(keys: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(``EPOCH_KEY`` and ``keys``, their values), the epoch set first when this Redis has
+    none (raises on a Redis failure)."""
+    from app.redis import get_redis
+
+    keys = (EPOCH_KEY, *keys)
+    values = read(keys)
+    if values[0] == "0":
+        get_redis().set(EPOCH_KEY, uuid.uuid4().hex, nx=True)
+        values = read(keys)
+    return keys, values
 
 
 def bump(keys: Iterable[str]) -> None:

@@ -99,7 +99,7 @@ class PrincipalCache:
         and keep the result under the counters read *before* it: a change committed after
         the read bumps them after, so the next confirmation catches it."""
         try:
-            seen = generations.read(keys)
+            keys, seen = generations.read_with_epoch(keys)
         except Exception as exc:
             if not _is_redis_error(exc):
                 raise

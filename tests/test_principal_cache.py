@@ -95,13 +95,19 @@ def test_authenticate_runs_once_per_request(app, acme, api_caller, monkeypatch):
     assert len(calls) == 1
 
 
-def test_a_revoked_key_is_refused_at_once_by_another_app(app, migrated, acme, api_caller):
-    caller = api_caller(acme)
-    other = _second_app(migrated, acme)
-    for client in (acme.client, other, acme.client, other):  # both warm
+def _revoked_while_warm_in_two_apps(migrated, site, api_caller):
+    """An API key both apps have cached, then revoked in the first: (caller, the other)."""
+    caller = api_caller(site)
+    other = _second_app(migrated, site)
+    for client in (site.client, other, site.client, other):  # both warm
         assert client.get("/api/v1/me", headers=caller.headers).status_code == 200
-    assert acme.client.delete(f"/api/v1/api-keys/{caller.key_id}",
+    assert site.client.delete(f"/api/v1/api-keys/{caller.key_id}",
                               headers=caller.headers).status_code == 204
+    return caller, other
+
+
+def test_a_revoked_key_is_refused_at_once_by_another_app(app, migrated, acme, api_caller):
+    caller, other = _revoked_while_warm_in_two_apps(migrated, acme, api_caller)
     refused = other.get("/api/v1/me", headers=caller.headers)
     assert refused.status_code == 401
     assert refused.get_json()["error"]["code"] == "unauthenticated"
@@ -113,12 +119,7 @@ def test_a_key_revoked_before_redis_lost_its_data_is_refused_by_another_app(
     the value the other app cached the key under. The epoch tells them apart."""
     from app.redis import get_redis
 
-    caller = api_caller(acme)
-    other = _second_app(migrated, acme)
-    for client in (acme.client, other, acme.client, other):  # both warm
-        assert client.get("/api/v1/me", headers=caller.headers).status_code == 200
-    assert acme.client.delete(f"/api/v1/api-keys/{caller.key_id}",
-                              headers=caller.headers).status_code == 204
+    caller, other = _revoked_while_warm_in_two_apps(migrated, acme, api_caller)
     with app.app_context():
         get_redis().flushdb()  # a restart: every counter gone, the bump with them
     refused = other.get("/api/v1/me", headers=caller.headers)
